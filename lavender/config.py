@@ -1,0 +1,243 @@
+"""Run configuration: an `_args/*.json` file plus typed `--key value` command-line overrides.
+
+Keys and defaults are those of the original repository (SPEC §7.1) plus a few of ours (marked
+below). A key that is neither here nor in the JSON is an error that suggests the closest valid key;
+values from the command line are typed after the JSON value (or the default) they replace.
+"""
+import argparse
+import difflib
+import json
+import os
+import sys
+
+from .paths import repo_path
+
+# key -> default. A default of None accepts any JSON value (a plain string if it does not parse).
+DEFAULTS = {
+    # --- the original's keys (SPEC §7.1) ---
+    "type": None, "task": None, "dataset": None, "data_dir": "./_datasets",
+    "size_img": 224, "size_frame": 4, "size_txt": 25, "size_vocab": -1, "size_test": None,
+    "size_option": 5, "size_epoch": 20, "size_batch": 8, "lr": 1.2e-5, "decay": 1e-3,
+    "max_grad_norm": -1.0, "use_checkpoint": False, "deepspeed": False, "temp": 1.0,
+    "vis_backbone_init": "2d", "kinetics": -1, "vis_backbone": "vidswin", "vis_backbone_size": "base",
+    "txt_backbone": "bert-base-uncased", "fusion_encoder": "bert-base-uncased", "tokenizer": None,
+    "txt_backbone_embed_only": True, "path_ckpt": "", "img_transform": ["img_rand_crop"],
+    "size_part": 8, "pretrain_tasks": ["mtm", "vtm"], "train_yaml": None, "val_yaml": None,
+    "test_yaml": None, "p_mask": 0.15, "max_gen_length": 20, "attn_mask_type": "seq2seq",
+    "datasets": None, "txt_dir": None, "img_tsv_dir": None, "data_ratio": 1.0,
+    "path_output": "./_snapshot", "reinit_head": False, "fusion_encoder_rand_init": False,
+    "n_workers": 4, "max_size_frame": 6, "max_size_patch": 14, "size_patch": 32, "size_txt_pre": 25,
+    "seed": 88, "logging_steps": 20, "vis_backbone_lr_mul": 1.0, "enable_task_token": False,
+    "task_token": None, "enable_prompt": False, "mask_pos": "append", "multi_clip_testing": False,
+    "swinbert": False, "is_decoder": False, "label_smoothing": 0.0, "drop_worst_ratio": 0.0,
+    "num_beams": 1, "do_sample": False, "gen_temperature": 1.0, "top_k": 0, "top_p": 1.0,
+    "repetition_penalty": 1.0,
+    # --- ours ---
+    "head": "mlm",                 # "mlm" (LAVENDER) or "task_specific" (the baseline heads)
+    "swin_config": None,           # dict overriding Video Swin sizes (tiny demo models)
+    "bert_config": None,           # dict overriding BertConfig fields (tiny demo models)
+    "precision": "auto",           # auto | fp32 | fp16 | bf16 ("auto": fp16 on GPU if deepspeed, else fp32)
+    "grad_accum": 1,               # gradient accumulation steps
+    "frame_column": "auto",        # TSV column where frames start ("auto" detects base64 images)
+    "skip_bad": False,             # skip and count bad/missing videos instead of stopping
+    "eval_only": False,            # evaluate the loaded checkpoint only (zero-shot); = size_epoch 0
+    "resume": "",                  # "latest" or a path to a resume_*.pt state file
+    "save_steps": 0,               # also write resume state every N optimizer steps (0: epoch ends only)
+    "max_steps": 0,                # stop after N optimizer steps (0: no limit; smoke tests)
+    "size_batch_eval": 0,          # eval batch (0: size_batch)
+    "retrieval_score": "prob",     # retrieval/MC scoring: "prob" (softmax of true/false) or "ratio" (original)
+    "retrieval_text_batch": 0,     # texts fused per video in one pass during full retrieval eval (0: auto)
+    "eval_splits": ["val", "test"],
+    "mc_mode": "auto",             # multiple choice: "digit" (TGIF), "truefalse" (MSRVTT/LSMDC-MC) or auto
+    "log_level": "info",
+}
+
+# Values of these keys are paths; relative values from a config file are relative to the repo root.
+PATH_KEYS = ("data_dir", "path_output", "path_ckpt")
+
+ALIASES = {"local-rank": "local_rank"}
+
+
+class ConfigError(ValueError):
+    """A bad key or value in a config file or on the command line."""
+
+
+class Config(dict):
+    """A dict with attribute access (`cfg.size_batch`), as the original's args object."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(_unknown(key, self)) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def copy(self):
+        return Config(dict.copy(self))
+
+
+def _unknown(key, valid):
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown config key {key!r}{hint}"
+
+
+def _typed(key, raw, like):
+    """Parse a command-line string `raw` to the type of `like` (JSON value or default)."""
+    try:
+        if isinstance(like, bool):
+            low = raw.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+        if isinstance(like, str):
+            return raw
+        if isinstance(like, (list, dict)):
+            val = json.loads(raw)
+            if isinstance(like, list) and not isinstance(val, list):
+                val = [val]
+            return val
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    except (ValueError, json.JSONDecodeError):
+        raise ConfigError(f"--{key}: cannot read {raw!r} as {type(like).__name__} "
+                          f"(the config's value is {like!r})") from None
+
+
+def _check_type(key, val, default, where):
+    if default is None or val is None:
+        return val
+    if isinstance(default, bool):
+        if not isinstance(val, bool):
+            raise ConfigError(f"{where}: {key!r} must be true/false, got {val!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise ConfigError(f"{where}: {key!r} must be a number, got {val!r}")
+        if isinstance(default, float):
+            val = float(val)
+    elif isinstance(default, str) and not isinstance(val, str):
+        raise ConfigError(f"{where}: {key!r} must be a string, got {val!r}")
+    elif isinstance(default, list) and isinstance(val, str):
+        val = [val]  # tgif configs give img_transform as a string (SPEC §9 #13)
+    return val
+
+
+def _parse_overrides(argv):
+    """`--key value` / `--key=value` pairs; a flag without value means true."""
+    out, i = {}, 0
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("--"):
+            raise ConfigError(f"unexpected argument {tok!r}: use --key value")
+        key, _, val = tok[2:].partition("=")
+        key = ALIASES.get(key, key).replace("-", "_") if key not in DEFAULTS else key
+        if not _:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                val = argv[i + 1]
+                i += 1
+            else:
+                val = "true"
+        out[key] = val
+        i += 1
+    return out
+
+
+def load_config(argv=None, defaults=None):
+    """Build the run config from `--config FILE` plus overrides (argv defaults to sys.argv[1:])."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--local_rank", "--local-rank", type=int, default=None)
+    ap.add_argument("-h", "--help", action="store_true")
+    known, rest = ap.parse_known_args(argv)
+    if known.help:
+        print("usage: SCRIPT --config _args/X.json [--key value ...]\n"
+              "Any config key can be overridden, e.g. --lr 1e-5 --size_batch 8 --path_output out/ "
+              "--path_ckpt ckpt.pt. Keys: " + ", ".join(sorted(DEFAULTS)))
+        sys.exit(0)
+    if known.local_rank is not None and "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(known.local_rank)  # torch.distributed.launch without --use-env
+
+    cfg = Config({k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()})
+    cfg.update(defaults or {})
+    from_file = {}
+    if known.config:
+        path = known.config
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}")
+        with open(path) as f:
+            try:
+                from_file = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        for key, val in from_file.items():
+            if key not in DEFAULTS:
+                raise ConfigError(f"{path}: {_unknown(key, DEFAULTS)}")
+            cfg[key] = _check_type(key, val, DEFAULTS[key], path)
+        for key in PATH_KEYS:
+            if key in from_file and isinstance(from_file[key], str):
+                cfg[key] = repo_path(from_file[key])
+        if isinstance(cfg.get("datasets"), list):
+            for i, entry in enumerate(cfg["datasets"]):
+                for key, val in entry.items():
+                    if key not in DEFAULTS:
+                        raise ConfigError(f"{path}: datasets[{i}]: {_unknown(key, DEFAULTS)}")
+                    entry[key] = _check_type(key, val, DEFAULTS[key], f"{path}: datasets[{i}]")
+                if isinstance(entry.get("data_dir"), str):
+                    entry["data_dir"] = repo_path(entry["data_dir"])
+    cfg["config"] = known.config
+
+    for key, raw in _parse_overrides(rest).items():
+        if key not in DEFAULTS:
+            raise ConfigError(_unknown(key, DEFAULTS))
+        like = from_file.get(key, DEFAULTS[key])
+        cfg[key] = _typed(key, raw, like)
+        if key in PATH_KEYS and cfg[key]:
+            cfg[key] = os.path.abspath(cfg[key])  # command-line paths are relative to the CWD
+    if cfg.tokenizer is None:
+        cfg.tokenizer = cfg.txt_backbone
+    if cfg.eval_only:
+        cfg.size_epoch = 0
+    return validate(cfg)
+
+
+def validate(cfg):
+    """Checks that are cheap and catch the usual mistakes before any work starts."""
+    if cfg.path_ckpt and not os.path.isfile(cfg.path_ckpt):
+        raise ConfigError(f"path_ckpt: checkpoint file not found: {cfg.path_ckpt}")
+    if cfg.precision not in ("auto", "fp32", "fp16", "bf16"):
+        raise ConfigError(f"precision must be one of auto/fp32/fp16/bf16, got {cfg.precision!r}")
+    if cfg.head not in ("mlm", "task_specific"):
+        raise ConfigError(f"head must be 'mlm' or 'task_specific', got {cfg.head!r}")
+    if cfg.retrieval_score not in ("prob", "ratio"):
+        raise ConfigError(f"retrieval_score must be 'prob' or 'ratio', got {cfg.retrieval_score!r}")
+    if cfg.size_frame > cfg.max_size_frame:
+        raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
+    if cfg.grad_accum < 1 or cfg.size_batch < 1:
+        raise ConfigError("size_batch and grad_accum must be >= 1")
+    return cfg
+
+
+def for_task(cfg, entry):
+    """A per-task view of a multi-task config: the entry's keys override the global ones."""
+    sub = cfg.copy()
+    sub.update(entry)
+    return sub
+
+
+def save_config(cfg, path):
+    """Write the resolved config as JSON (atomically)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(dict(cfg), f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)

@@ -1,0 +1,45 @@
+"""AdamW with the original's parameter groups, and its linear warm-up/decay schedule."""
+import torch
+
+
+def param_groups(model, lr, decay, vis_lr_mul=1.0):
+    """Four groups as the original: (decay, swin), (decay, other), (no decay, swin), (no decay, other).
+
+    No decay for names containing "bias" or LayerNorm weights (so Swin's relative_position_bias_table
+    is not decayed; Swin's norm1/norm2 are, exactly as in the original).
+    """
+    groups = {(d, s): [] for d in (True, False) for s in (True, False)}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = "bias" in name or "LayerNorm.weight" in name
+        groups[(not no_decay, "swin." in name)].append(p)
+    out = []
+    for (d, s), params in groups.items():
+        if params:
+            out.append({"params": params, "weight_decay": decay if d else 0.0,
+                        "lr": lr * (vis_lr_mul if s else 1.0), "name": f"{'decay' if d else 'no_decay'}_{'swin' if s else 'other'}"})
+    return out
+
+
+def build_optimizer(model, cfg):
+    return torch.optim.AdamW(param_groups(model, cfg.lr, cfg.decay, cfg.vis_backbone_lr_mul),
+                             lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+def warmup_linear(max_iter, warmup_ratio=0.1):
+    """LR factor: linear warm-up over 10% of the steps, then linear decay to 0 (floor 1e-8 relative)."""
+    max_iter = max(int(max_iter), 1)
+    warmup = int(warmup_ratio * max_iter)
+
+    def factor(step):
+        if step < warmup:
+            f = step / warmup
+        else:
+            f = (max_iter - min(step, max_iter)) / max(max_iter - warmup, 1)
+        return max(f, 1e-8)
+    return factor
+
+
+def build_scheduler(optimizer, max_iter):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(max_iter))

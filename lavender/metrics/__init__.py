@@ -1,0 +1,3 @@
+"""Pure metric functions (numpy in, floats out)."""
+from .classification import accuracy, topk_hits  # noqa: F401
+from .retrieval import retrieval_metrics, ranks_from_scores  # noqa: F401

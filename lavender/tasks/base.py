@@ -1,0 +1,181 @@
+"""What every task shares: the dataset over (video, annotation item) pairs, the pretext (task token /
+prompt), and running the model with MLM logits only where they are needed.
+
+A task family subclasses `Task` and writes four things: `encode` (item -> token ids + labels),
+`train_step`, `eval_step` and `summarize`. The engine does the rest.
+"""
+import os
+import random
+import zlib
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..data.collate import collate_dicts
+from ..data.video_store import VideoStore, load_annotation_file, load_annotations
+from ..tokenizer import special_ids
+
+# Prompt sentences of the original (SPEC §2.8); used only with enable_prompt.
+PROMPTS = {
+    "oe": "answer the question about the video.",
+    "fib": "fill in the mask to complete the sentence.",
+    "mc": "which answer is correct, from [0, 1, 2, 3, 4]?",
+    "vtm": "is the video-text paired, true or false?",
+    "retmc": "is the video-text matched, true or false?",
+    "cap": "write a description about the video.",
+}
+
+
+class ItemDataset(Dataset):
+    """Annotation items + a frame store + the task's `encode`. Augmentation draws come from a
+    per-(seed, epoch, index) RNG, so results do not depend on worker count or on resuming."""
+
+    def __init__(self, items, store, encode, train, seed=0):
+        self.items, self.store, self.encode, self.train = items, store, encode, train
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = self.items[i]
+        rng = random.Random(zlib.crc32(f"{self.seed}/{self.epoch}/{i}".encode()))
+        img = self.store.clip(item["video"], self.train, rng) if self.store is not None else None
+        if img is None and self.store is not None:
+            return None  # skip_bad: counted by the store, dropped by collate
+        out = {"index": i, "video": item.get("video", "")}
+        if img is not None:
+            out["img"] = img
+        out.update(self.encode(item, self.train, rng))
+        return out
+
+
+class Task:
+    """Base class: builds datasets from `{data_dir}/img_{dataset}.tsv` + `txt_{task}.json`."""
+
+    main_metric = "ac"
+    pretext_name = "vtm"      # task token / prompt key (SPEC §2.8)
+
+    def __init__(self, cfg, tokenizer, build_data=True):
+        self.cfg, self.tok = cfg, tokenizer
+        self.ids = special_ids(tokenizer)
+        self.datasets = {}
+        if build_data:
+            self.build_datasets()
+
+    # ------------------------------------------------------------------ data
+    def annotation_path(self):
+        return os.path.join(self.cfg.data_dir, f"txt_{self.cfg.task}.json")
+
+    def make_store(self):
+        c = self.cfg
+        return VideoStore(c.data_dir, c.dataset, c.size_frame, c.size_img, c.img_transform,
+                          frame_column=c.frame_column, skip_bad=c.skip_bad)
+
+    def build_datasets(self):
+        c = self.cfg
+        self.store = self.make_store()
+        path = self.annotation_path()
+        self.annotations = load_annotation_file(path)
+        splits = ["train"] if c.size_epoch > 0 else []
+        splits += [s for s in c.eval_splits if s in self.annotations]
+        for split in splits:
+            items = self.prepare_items(load_annotations(path, split, self.store, c.skip_bad), split)
+            if c.data_ratio != 1.0 and split == "train":
+                items = _subsample(items, c.data_ratio, c.seed)
+            self.datasets[split] = ItemDataset(items, self.store, self.encode, split == "train", c.seed)
+
+    def prepare_items(self, items, split):
+        """Hook: filter or expand a split's items (e.g. one caption per video)."""
+        return items
+
+    def collate(self, batch):
+        return collate_dicts(batch)
+
+    # ------------------------------------------------------------------ text helpers
+    def tokens(self, text):
+        """WordPiece ids of `text` without [CLS]/[SEP]."""
+        return self.tok.encode(text, add_special_tokens=False) if text else []
+
+    def encode_base(self, text, length):
+        """`[CLS] text [SEP] [PAD]...` of exactly `length` ids (the original's str2txt)."""
+        ids = [self.ids["cls"]] + self.tokens(text)[: length - 2] + [self.ids["sep"]]
+        return ids + [self.ids["pad"]] * (length - len(ids))
+
+    def single_token(self, word):
+        """Id of `word` if it is exactly one in-vocabulary WordPiece, else -1."""
+        toks = self.tokens(str(word))
+        return toks[0] if len(toks) == 1 and toks[0] != self.ids["unk"] else -1
+
+    # ------------------------------------------------------------------ model helpers
+    def pretext(self, model, batch_size):
+        """Task token or prompt prepended to the text (both off in the shipped configs)."""
+        c = self.cfg
+        if c.enable_prompt:
+            ids = [self.ids["cls"]] + self.tokens(PROMPTS[self.pretext_name]) + [self.ids["sep"]]
+            dev = next(model.parameters()).device
+            return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
+        if c.enable_task_token:
+            return model.pretext(batch_size, task_token=c.task_token or self.pretext_name)
+        return None
+
+    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None):
+        """Text-part hidden states of the fusion encoder, pretext positions dropped."""
+        if feat_img is None:
+            feat_img, mask_img = model.encode_video(img)
+        pre = self.pretext(model, txt.shape[0])
+        hidden = model.fuse(feat_img, mask_img, model.embed_text(txt), mask, pretext=pre)
+        return hidden[:, hidden.shape[1] - txt.shape[1]:]
+
+    @staticmethod
+    def mlm_at(model, hidden, labels):
+        """MLM logits only at positions with a label >= 0 (the vocabulary projection is the
+        costliest part of the head: no need to run it at every position)."""
+        sel = labels >= 0
+        return model.mlm(hidden[sel]), labels[sel]
+
+    @staticmethod
+    def ce(logits, labels):
+        return F.cross_entropy(logits.float(), labels)
+
+    # ------------------------------------------------------------------ interface
+    head_size = None           # K outputs of the task-specific head (None: MLM)
+
+    def encode(self, item, train, rng):
+        raise NotImplementedError
+
+    def train_step(self, model, batch):
+        raise NotImplementedError
+
+    def eval_step(self, model, batch):
+        raise NotImplementedError
+
+    def summarize(self, records, split):
+        raise NotImplementedError
+
+    def predictions(self, records, split):
+        return None
+
+
+def true_false_scores(logits_tf, rule="prob"):
+    """Score of "true" from (true, false) logits [..., 2].
+
+    "prob": softmax probability of true = sigmoid(l_true - l_false) — monotone, what we rank by.
+    "ratio": the original's l_true / (l_true + l_false) on raw logits (can flip rankings; SPEC §9 #6).
+    """
+    lt, lf = logits_tf[..., 0].float(), logits_tf[..., 1].float()
+    if rule == "ratio":
+        return lt / (lt + lf)
+    return torch.sigmoid(lt - lf)
+
+
+def _subsample(items, ratio, seed):
+    """data_ratio: <1 keeps that fraction of videos (with all their items), >1 that many videos."""
+    vids = sorted({it["video"] for it in items})
+    random.Random(seed).shuffle(vids)
+    keep = set(vids[: int(-(-len(vids) * ratio // 1)) if ratio < 1 else int(ratio)])
+    return [it for it in items if it["video"] in keep]

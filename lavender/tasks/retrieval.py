@@ -1,0 +1,194 @@
+"""Text-to-video retrieval (MSRVTT, DiDeMo, MSVD, LSMDC) as video-text matching at a [MASK]
+(SPEC §5.6): the text is followed by a [MASK] whose "true"/"false" says whether it matches.
+
+Training: every (video i, text j) pair of a batch, "true" iff same video. Evaluation: every
+(text, video) pair of the split: each video is encoded once, then only the fusion encoder runs,
+over many texts per pass, and only the two vocabulary rows "true"/"false" of the MLM head are
+computed. Videos are split over processes and the score columns gathered.
+`head: task_specific` is the original's scalar-head baseline with the NormSoftmax loss.
+"""
+import json
+import logging
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..engine import dist as D
+from ..engine.sampler import ShardSampler
+from ..metrics import ranks_from_scores, retrieval_metrics
+from .base import ItemDataset, Task, true_false_scores
+
+log = logging.getLogger("lavender")
+
+
+def caption_text(caption, train, rng):
+    """A caption string; lists (DiDeMo paragraphs) are joined, in train a random subset in random order."""
+    if isinstance(caption, str):
+        return caption
+    caption = [str(c) for c in caption]
+    if train and len(caption) > 1:
+        k = rng.randint(1, len(caption))
+        caption = rng.sample(caption, k)
+    return " ".join(caption)
+
+
+def mlm_tokens(model, hidden, token_ids):
+    """MLM logits of only `token_ids` (e.g. true/false): the head's transform, then just those rows."""
+    pred = model.fc_mtm.predictions
+    h = pred.transform(hidden)
+    return F.linear(h, pred.decoder.weight[token_ids], pred.bias[token_ids])
+
+
+class Retrieval(Task):
+    main_metric = "r@1"       # text->video R@1 on val picks the best checkpoint
+    pretext_name = "vtm"
+
+    def __init__(self, cfg, tokenizer, build_data=True, all_queries=False):
+        self.ts = cfg.head == "task_specific"
+        self.all_queries = all_queries  # full evaluation: every item a query (else one per video)
+        super().__init__(cfg, tokenizer, build_data)
+
+    @property
+    def head_size(self):
+        return 1 if self.ts else None
+
+    def prepare_items(self, items, split):
+        if split == "train" or self.all_queries:
+            return items
+        seen, out = set(), []  # in-training val/test: one caption item per video, as the original
+        for it in items:
+            if it["video"] not in seen:
+                seen.add(it["video"])
+                out.append(it)
+        return out
+
+    def encode_text(self, text):
+        """Base encode to S (+ a [MASK] after the padding for the MLM model)."""
+        ids = self.encode_base(text, self.cfg.size_txt)
+        if not self.ts:
+            ids = ids + [self.ids["mask"]]
+        txt = torch.tensor(ids)
+        return txt, (txt != self.ids["pad"]).long()
+
+    def encode(self, item, train, rng):
+        txt, mask = self.encode_text(caption_text(item.get("caption", ""), train, rng))
+        return {"txt": txt, "mask": mask}
+
+    # ------------------------------------------------------------------ pair scoring
+    def pair_scores(self, model, feat, fmask, txt, mask, return_logits=False):
+        """Scores of aligned pairs (row k: video feat[k], text txt[k])."""
+        hidden = self.fused(model, None, txt, mask, feat, fmask)
+        if self.ts:
+            logit = model.head(hidden)[:, 0]
+            return (logit, logit) if return_logits else torch.sigmoid(logit.float())
+        tf_ids = torch.tensor([self.ids["true"], self.ids["false"]], device=txt.device)
+        if return_logits:
+            logits = model.mlm(hidden[:, -1])
+            return true_false_scores(logits[:, tf_ids], self.cfg.retrieval_score), logits
+        return true_false_scores(mlm_tokens(model, hidden[:, -1], tf_ids), self.cfg.retrieval_score)
+
+    def _all_pairs(self, model, batch):
+        """B x B in-batch pairs (row video i, column text j)."""
+        feat, fmask = model.encode_video(batch["img"])
+        B = feat.shape[0]
+        f = feat.repeat_interleave(B, 0)
+        m = fmask.repeat_interleave(B, 0)
+        t = batch["txt"].repeat(B, 1)
+        k = batch["mask"].repeat(B, 1)
+        scores, logits = self.pair_scores(model, f, m, t, k, return_logits=True)
+        vids = batch["video"]
+        same = torch.tensor([[a == b for b in vids] for a in vids], device=feat.device)
+        return scores.view(B, B), logits, same
+
+    def train_step(self, model, batch):
+        scores, logits, same = self._all_pairs(model, batch)
+        if self.ts:  # NormSoftmax (symmetric InfoNCE) over the B x B head logits
+            S = logits.view(same.shape).float() / self.cfg.temp
+            target = torch.arange(len(S), device=S.device)
+            loss = F.cross_entropy(S, target) + F.cross_entropy(S.t(), target)
+        else:
+            target = torch.where(same.view(-1), self.ids["true"], self.ids["false"])
+            loss = self.ce(logits, target)
+        acc = same[torch.arange(len(scores)), scores.argmax(1)].float().mean()
+        return loss, {"ac": acc}
+
+    # ------------------------------------------------------------------ full evaluation
+    def evaluate_split(self, trainer, split):
+        metrics, scores = score_all_pairs(self, trainer.model, self.datasets[split].items, trainer.d,
+                                          trainer.cfg, desc=f"retrieval {split}")
+        if trainer.d.main:
+            np.save(os.path.join(trainer.run_dir, f"scores_{split}.npy"), scores)
+        return metrics, None
+
+
+def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval"):
+    """Score every (text, video) pair of `items`; returns (metrics, score matrix [texts, videos])."""
+    model.eval()
+    device = dist_info.device
+    videos = list(dict.fromkeys(it["video"] for it in items))
+    vid2idx = {v: i for i, v in enumerate(videos)}
+    gt = np.array([vid2idx[it["video"]] for it in items])
+    enc = [task.encode_text(caption_text(it.get("caption", ""), False, None)) for it in items]
+    txt = torch.stack([e[0] for e in enc]).to(device)
+    mask = torch.stack([e[1] for e in enc]).to(device)
+
+    vds = ItemDataset([{"video": v} for v in videos], task.store, lambda *a: {}, train=False, seed=cfg.seed)
+    sampler = ShardSampler(len(vds), dist_info.rank, dist_info.world, shuffle=False)
+    loader = DataLoader(vds, batch_size=max(1, min(8, cfg.size_batch)), sampler=sampler,
+                        num_workers=cfg.n_workers, collate_fn=task.collate)
+    chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
+    n_t = len(items)
+    cols, col_idx = [], []
+    from ..engine.trainer import _progress
+    pbar = _progress(dist_info.main, total=len(sampler), desc=f"{desc} ({n_t} texts x {len(videos)} videos)")
+    with torch.no_grad():
+        for batch in loader:
+            if not batch:
+                continue
+            feats, fmasks = model.encode_video(batch["img"].to(device))  # each video encoded once
+            for b in range(len(feats)):
+                col = torch.empty(n_t, device=device)
+                for s in range(0, n_t, chunk):
+                    e = min(s + chunk, n_t)
+                    f = feats[b:b + 1].expand(e - s, -1, -1)
+                    m = fmasks[b:b + 1].expand(e - s, -1)
+                    col[s:e] = task.pair_scores(model, f, m, txt[s:e], mask[s:e]).float()
+                cols.append(col.cpu().numpy())
+                col_idx.append(int(batch["index"][b]))
+                if pbar:
+                    pbar.update(1)
+    if pbar:
+        pbar.close()
+    gathered = D.all_gather_object((col_idx, cols))
+    scores = np.full((n_t, len(videos)), -np.inf, dtype=np.float32)
+    for idx, cs in gathered:
+        for i, c in zip(idx, cs):
+            scores[:, i] = c
+    t2v = ranks_from_scores(scores, gt)
+    v2t_gt = [np.nonzero(gt == v)[0] for v in range(len(videos))]
+    v2t = ranks_from_scores(scores.T, v2t_gt)
+    metrics = retrieval_metrics(t2v)
+    metrics.update(retrieval_metrics(v2t, prefix="v2t_"))
+    metrics.update({"n_text": int(n_t), "n_video": len(videos)})
+    return metrics, scores
+
+
+def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
+    """`eval_retrieval_tsv.py`: every test item is a query; writes scores .npy + metrics.json."""
+    from ..engine.trainer import atomic_json
+    items = task.datasets[split].items
+    model.to(dist_info.device)
+    metrics, scores = score_all_pairs(task, model, items, dist_info, cfg, desc=f"retrieval {split}")
+    if dist_info.main:
+        out = cfg.path_output
+        np.save(os.path.join(out, f"scores_{split}.npy"), scores)
+        res = {split: metrics, "retrieval_score": cfg.retrieval_score, "checkpoint": cfg.path_ckpt,
+               "size_frame": cfg.size_frame, "size_img": cfg.size_img}
+        atomic_json(res, os.path.join(out, "metrics.json"))
+        log.info("%s: %s", split, json.dumps({k: round(v, 2) if isinstance(v, float) else v
+                                               for k, v in metrics.items()}))
+    return metrics, scores
+
