@@ -100,11 +100,14 @@ def _typed(key, raw, like):
             return float(raw)
         if isinstance(like, str):
             return raw
-        if isinstance(like, (list, dict)):
-            val = json.loads(raw)
-            if isinstance(like, list) and not isinstance(val, list):
-                val = [val]
-            return val
+        if isinstance(like, list):
+            try:
+                val = json.loads(raw)
+            except json.JSONDecodeError:
+                val = raw.split(",")  # --img_transform img_center_crop  or  a,b
+            return val if isinstance(val, list) else [val]
+        if isinstance(like, dict):
+            return json.loads(raw)
         try:
             return json.loads(raw)
         except json.JSONDecodeError:

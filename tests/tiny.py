@@ -22,12 +22,12 @@ TINY_MODEL = {
 def _frame(color, shape, t, rng, size=48):
     img = np.full((size, size, 3), 245, np.uint8)
     c = np.array(COLORS[color], np.uint8)
-    x0 = 8 + 4 * t
+    x0 = 4 + 4 * t  # big shapes: the tiny test model sees them at 32 px
     if shape == "square":
-        img[16:32, x0:x0 + 16] = c
+        img[8:40, x0:x0 + 32] = c
     else:
         yy, xx = np.mgrid[:size, :size]
-        img[(yy - 24) ** 2 + (xx - x0 - 8) ** 2 < 64] = c
+        img[(yy - 24) ** 2 + (xx - x0 - 16) ** 2 < 256] = c
     return img
 
 

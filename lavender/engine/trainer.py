@@ -108,6 +108,7 @@ class Trainer:
         self.log_data = {}
         self.epoch, self.global_step, self.start_in_epoch = 1, 0, 0
         self.best = {"value": -math.inf, "epoch": None}
+        self._losses, self._stats_sum = [], {}
 
     # ------------------------------------------------------------------ set-up
     def make_loader(self, split):
@@ -199,7 +200,9 @@ class Trainer:
         self.step_module.train()
         total = self.start_in_epoch + len(loader)  # batches in the whole epoch
         pbar = _progress(self.d.main, total=total, initial=self.start_in_epoch, desc=f"train ep{epoch}")
-        losses, stats_sum, t0 = [], {}, time.time()
+        # a resumed epoch continues the running sums of the interrupted one
+        losses, stats_sum = self._partial if self.start_in_epoch else ([], {})
+        self._losses, self._stats_sum, t0 = losses, stats_sum, time.time()
         accum, b_in_epoch, stopped = 0, self.start_in_epoch, False
         batches = iter(loader)  # creating it draws from the RNG: restore a resumed state after that
         if self.start_in_epoch and getattr(self, "_pending_rng", None):
@@ -345,7 +348,7 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                  "epoch": epoch, "batch_in_epoch": batch_in_epoch, "global_step": self.global_step,
                  "rng": _get_rng(), "log": self.log_data, "best": self.best,
-                 "epoch_train_partial": None}
+                 "partial": (self._losses, self._stats_sum) if batch_in_epoch else ([], {})}
         atomic_save(state, os.path.join(self.run_dir, "resume.pt"))
 
     def _load_resume(self, path):
@@ -356,6 +359,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.start_in_epoch = state["epoch"], state["batch_in_epoch"]
         self.global_step, self.log_data, self.best = state["global_step"], state["log"], state["best"]
+        self._partial = state["partial"]
         if self.start_in_epoch:
             self._pending_rng = state["rng"]
         else:

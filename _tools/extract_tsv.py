@@ -1,0 +1,56 @@
+"""Frame pickle -> TSV + lineidx, in the original layout (SPEC 8).
+
+    python _tools/extract_tsv.py --path msrvtt
+reads ``msrvtt.pkl`` ({video_id: [b64, ...]}) and writes ``msrvtt.tsv`` with rows
+``vid\\tb64_1\\t...\\tb64_K\\n`` and ``msrvtt.lineidx`` (byte offset of each row). With
+``--id2lineidx`` it also writes ``msrvtt.id2lineidx.pkl`` ({vid: offset}).
+
+Downstream stores are read as ``{data_dir}/img_{dataset}.tsv`` + ``img_{dataset}.id2lineidx.pkl``:
+name the output accordingly, e.g.
+    python _tools/extract_tsv.py --path msrvtt --output _datasets/img_msrvtt.tsv --id2lineidx
+All files are written atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lavender.data.errors import DataError  # noqa: E402
+from lavender.data.tsv import id2lineidx_path_for, lineidx_path_for, write_tsv  # noqa: E402
+
+
+def pkl_to_tsv(pkl_path, tsv_path, id2lineidx: bool = False) -> int:
+    """Write the TSV (+ lineidx, + optional id2lineidx pkl) of a frame pickle. Returns the row count."""
+    if not os.path.exists(pkl_path):
+        raise DataError(f"missing frame pickle {pkl_path} (write it with _tools/extract_video-frame.py)")
+    with open(pkl_path, "rb") as f:
+        vid2frames = pickle.load(f)
+    if not isinstance(vid2frames, dict):
+        raise DataError(f"{pkl_path}: expected {{video_id: [b64, ...]}}, got {type(vid2frames).__name__}")
+    rows = ([str(vid)] + list(frames) for vid, frames in vid2frames.items())
+    key2off = write_tsv(tsv_path, rows, lineidx_path_for(tsv_path),
+                        id2lineidx_path_for(tsv_path) if id2lineidx else None)
+    return len(key2off)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--path", required=True, help="NAME: reads NAME.pkl, writes NAME.tsv + NAME.lineidx")
+    ap.add_argument("--input", default=None, help="override the input pickle (default NAME.pkl)")
+    ap.add_argument("--output", default=None, help="override the output TSV (e.g. _datasets/img_NAME.tsv)")
+    ap.add_argument("--id2lineidx", action="store_true", help="also write the {vid: offset} pickle")
+    a = ap.parse_args(argv)
+    tsv = a.output or f"{a.path}.tsv"
+    n = pkl_to_tsv(a.input or f"{a.path}.pkl", tsv, a.id2lineidx)
+    extra = f" + {id2lineidx_path_for(tsv)}" if a.id2lineidx else ""
+    print(f"wrote {n} rows to {tsv} + {lineidx_path_for(tsv)}{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

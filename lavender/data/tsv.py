@@ -1,0 +1,373 @@
+"""TSV frame stores: the one reader (`TSVFile`, `TSVFileCollection`) and the writers.
+
+Layout (kept from the original tools so files round-trip):
+  * ``X.tsv``: one row per video, fields separated by ``\\t``, rows end with ``\\n``;
+    field 0 is the key (video id), the other fields are base64 frames (see frames.py
+    for the frame-column rule).
+  * ``X.lineidx``: the decimal byte offset of every row start, one per line.
+  * ``X.id2lineidx.pkl`` (optional): pickled ``{key: byte offset of the row}``.
+
+Reads are binary so offsets are byte offsets. The file handle is opened lazily and
+re-opened when the process id changes, so a `TSVFile` can be created in the main
+process and used in forked DataLoader workers, or with ``num_workers=0``.
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+
+from .errors import DataError
+
+__all__ = [
+    "TSVFile", "TSVFileCollection", "atomic_write", "build_lineidx", "read_lineidx",
+    "write_lineidx", "write_tsv", "lineidx_path_for", "id2lineidx_path_for",
+    "load_id2lineidx", "save_id2lineidx",
+]
+
+
+def lineidx_path_for(tsv_path) -> str:
+    """``X.tsv`` -> ``X.lineidx``."""
+    return os.path.splitext(str(tsv_path))[0] + ".lineidx"
+
+
+def id2lineidx_path_for(tsv_path) -> str:
+    """``X.tsv`` -> ``X.id2lineidx.pkl``."""
+    return os.path.splitext(str(tsv_path))[0] + ".id2lineidx.pkl"
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temp file next to `path`; on success move it over `path` (never a half-written file)."""
+    path = str(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def write_lineidx(path, offsets: Iterable[int]) -> None:
+    """Write decimal byte offsets, one per line (atomic)."""
+    with atomic_write(path, "w") as f:
+        for o in offsets:
+            f.write(f"{int(o)}\n")
+
+
+def read_lineidx(path) -> List[int]:
+    """Read a ``.lineidx`` file; raise DataError if it is missing or not integers."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(
+            f"missing line index {path}: rebuild it with "
+            f"`python -c \"from lavender.data.tsv import build_lineidx; build_lineidx('{os.path.splitext(path)[0]}.tsv')\"` "
+            f"or write the TSV with _tools/extract_tsv.py (which writes both files)")
+    out = []
+    with open(path, "r") as f:
+        for n, line in enumerate(f):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(int(line))
+            except ValueError:
+                raise DataError(f"{path}: line {n + 1} is not a byte offset: {line[:40]!r}") from None
+    return out
+
+
+def build_lineidx(tsv_path, lineidx_path: Optional[str] = None) -> List[int]:
+    """Scan `tsv_path` and write its ``.lineidx`` (row start offsets). Returns the offsets."""
+    tsv_path = str(tsv_path)
+    offsets = []
+    pos = 0
+    with open(tsv_path, "rb") as f:
+        for line in f:
+            if line.strip():
+                offsets.append(pos)
+            pos += len(line)
+    write_lineidx(lineidx_path or lineidx_path_for(tsv_path), offsets)
+    return offsets
+
+
+def write_tsv(tsv_path, rows: Iterable[Sequence[str]], lineidx_path: Optional[str] = None,
+              id2lineidx_path: Optional[str] = None) -> Dict[str, int]:
+    """Stream `rows` (lists of str fields) to ``tsv`` + ``.lineidx`` (+ optional id2lineidx pkl).
+
+    Every file is written atomically. Returns ``{key: offset}`` of the rows written.
+    """
+    tsv_path = str(tsv_path)
+    key2off: Dict[str, int] = {}
+    offsets: List[int] = []
+    with atomic_write(tsv_path, "wb") as f:
+        pos = 0
+        for row in rows:
+            fields = [str(x) for x in row]
+            for x in fields:
+                if "\t" in x or "\n" in x:
+                    raise ValueError(f"{tsv_path}: field of row {fields[0]!r} contains a tab or newline")
+            data = ("\t".join(fields) + "\n").encode("utf-8")
+            offsets.append(pos)
+            key2off[fields[0]] = pos
+            f.write(data)
+            pos += len(data)
+    write_lineidx(lineidx_path or lineidx_path_for(tsv_path), offsets)
+    if id2lineidx_path:
+        save_id2lineidx(id2lineidx_path, key2off)
+    return key2off
+
+
+def save_id2lineidx(path, key2off: Dict[str, int]) -> None:
+    """Pickle ``{key: byte offset}`` atomically (the original ``id2lineidx.pkl`` format)."""
+    with atomic_write(path, "wb") as f:
+        pickle.dump(dict(key2off), f)
+
+
+def load_id2lineidx(path) -> Dict[str, int]:
+    """Load an ``id2lineidx.pkl``; DataError if missing or not a dict of offsets."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(f"missing key index {path}: build it with _tools/make_id2lineidx_pkl.py")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f)
+    except Exception as e:  # any unpickling failure is a data problem for the user
+        raise DataError(f"{path}: cannot unpickle ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: expected a dict {{key: byte offset}}, got {type(d).__name__}")
+    return d
+
+
+class TSVFile:
+    """Random access to rows of one TSV file.
+
+    Args:
+        path: the ``.tsv`` file.
+        id2lineidx: optional ``{key: byte offset}`` dict or path of an ``id2lineidx.pkl``;
+            without it the key map is built from the lineidx + row keys on first key lookup.
+        lineidx: optional path of the ``.lineidx`` (default: beside the TSV). When it is
+            missing but `id2lineidx` is given, the sorted offsets of `id2lineidx` are the rows.
+    """
+
+    def __init__(self, path, id2lineidx=None, lineidx: Optional[str] = None):
+        self.path = str(path)
+        if not os.path.exists(self.path):
+            raise DataError(f"missing TSV file {self.path}")
+        self.lineidx_path = str(lineidx) if lineidx else lineidx_path_for(self.path)
+        self._id2lineidx_src = id2lineidx
+        self._offsets: Optional[List[int]] = None
+        self._key2off: Optional[Dict[str, int]] = None
+        self._fh = None
+        self._pid = None
+        self._size = os.path.getsize(self.path)
+
+    # -- pickling (spawned workers): never ship an open handle
+    def __getstate__(self):
+        st = self.__dict__.copy()
+        st["_fh"] = None
+        st["_pid"] = None
+        return st
+
+    def _file(self):
+        # one handle per process: a handle inherited through fork shares its offset with the parent
+        pid = os.getpid()
+        if self._fh is None or self._pid != pid:
+            self._fh = open(self.path, "rb")
+            self._pid = pid
+        return self._fh
+
+    def close(self) -> None:
+        if self._fh is not None and self._pid == os.getpid():
+            self._fh.close()
+        self._fh = None
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # -- index
+    def _key_map_src(self) -> Optional[Dict[str, int]]:
+        src = self._id2lineidx_src
+        if src is None or isinstance(src, dict):
+            return src
+        self._id2lineidx_src = load_id2lineidx(src)
+        return self._id2lineidx_src
+
+    @property
+    def offsets(self) -> List[int]:
+        if self._offsets is None:
+            if not os.path.exists(self.lineidx_path) and self._key_map_src() is not None:
+                offs = sorted(set(int(v) for v in self._key_map_src().values()))
+            else:
+                offs = read_lineidx(self.lineidx_path)
+            if offs and offs[-1] >= self._size:
+                raise DataError(
+                    f"{self.lineidx_path} does not match {self.path}: row {len(offs) - 1} starts at byte "
+                    f"{offs[-1]} but the file has {self._size} bytes (truncated TSV or stale lineidx; "
+                    f"rebuild with lavender.data.tsv.build_lineidx)")
+            self._offsets = offs
+        return self._offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def _seek_row(self, offset: int, what: str):
+        """Validate `offset` as a row start and leave the handle positioned there."""
+        if offset < 0 or offset >= self._size:
+            raise DataError(f"{self.path}: {what} starts at byte {offset}, beyond the end of the file "
+                            f"({self._size} bytes): truncated TSV or stale index")
+        f = self._file()
+        if offset > 0:
+            f.seek(offset - 1)
+            if f.read(1) != b"\n":
+                raise DataError(f"{self.path}: {what} offset {offset} is not the start of a line "
+                                f"(index does not match this TSV; rebuild it with build_lineidx)")
+        else:
+            f.seek(0)
+        return f
+
+    def row_at(self, offset: int, what: str = "row") -> List[str]:
+        """The row starting at byte `offset`, split on tabs, fields stripped."""
+        line = self._seek_row(int(offset), what).readline()
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{self.path}: {what} at byte {offset} is not valid UTF-8") from None
+        return [x.strip() for x in text.split("\t")]
+
+    def row(self, i: int) -> List[str]:
+        """Row `i` (0-based, lineidx order)."""
+        offs = self.offsets
+        if not -len(offs) <= i < len(offs):
+            raise IndexError(f"{self.path}: row {i} out of range ({len(offs)} rows)")
+        return self.row_at(offs[i], f"row {i % len(offs)}")
+
+    def _key_at(self, offset: int, what: str) -> str:
+        f = self._seek_row(offset, what)
+        buf = b""
+        while True:
+            chunk = f.read(4096)
+            buf += chunk
+            cut = min((j for j in (buf.find(b"\t"), buf.find(b"\n")) if j >= 0), default=-1)
+            if cut >= 0 or not chunk:
+                return (buf[:cut] if cut >= 0 else buf).decode("utf-8", "replace").strip()
+
+    def key(self, i: int) -> str:
+        """Field 0 of row `i` (reads only up to the first tab)."""
+        offs = self.offsets
+        if not -len(offs) <= i < len(offs):
+            raise IndexError(f"{self.path}: row {i} out of range ({len(offs)} rows)")
+        return self._key_at(offs[i], f"row {i % len(offs)}")
+
+    @property
+    def key2offset(self) -> Dict[str, int]:
+        """``{key: byte offset}``: from the id2lineidx pkl if given, else built once from lineidx + keys."""
+        if self._key2off is None:
+            src = self._key_map_src()
+            if src is not None:
+                self._key2off = src
+            else:
+                self._key2off = {self._key_at(o, f"row {i}"): o for i, o in enumerate(self.offsets)}
+        return self._key2off
+
+    def keys(self) -> List[str]:
+        return list(self.key2offset.keys())
+
+    def __contains__(self, key) -> bool:
+        return key in self.key2offset
+
+    def row_by_key(self, key: str) -> List[str]:
+        """The row whose key is `key`; DataError naming the key and the file if absent."""
+        off = self.key2offset.get(key)
+        if off is None:
+            raise DataError(f"key {key!r} not found in {self.path} ({len(self.key2offset)} keys)")
+        return self.row_at(off, f"row of key {key!r}")
+
+    def __iter__(self) -> Iterator[List[str]]:
+        for i in range(len(self)):
+            yield self.row(i)
+
+    def __repr__(self) -> str:
+        return f"TSVFile({self.path!r})"
+
+
+class TSVFileCollection:
+    """Several TSV part files behind one row index (e.g. ``{dataset}_train_{part}.tsv``)."""
+
+    def __init__(self, paths: Sequence, id2lineidx: Optional[Sequence] = None):
+        if not paths:
+            raise DataError("TSVFileCollection: no TSV paths given")
+        id2 = list(id2lineidx) if id2lineidx is not None else [None] * len(paths)
+        self.files = [TSVFile(p, id2lineidx=m) for p, m in zip(paths, id2)]
+        self._starts: Optional[List[int]] = None
+
+    @property
+    def starts(self) -> List[int]:
+        if self._starts is None:
+            s, acc = [], 0
+            for f in self.files:
+                s.append(acc)
+                acc += len(f)
+            s.append(acc)
+            self._starts = s
+        return self._starts
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def locate(self, i: int):
+        """Global row `i` -> (TSVFile, local row)."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range ({n} rows in {len(self.files)} parts)")
+        i %= n
+        p = bisect.bisect_right(self.starts, i) - 1
+        return self.files[p], i - self.starts[p]
+
+    def row(self, i: int) -> List[str]:
+        f, j = self.locate(i)
+        return f.row(j)
+
+    def key(self, i: int) -> str:
+        f, j = self.locate(i)
+        return f.key(j)
+
+    def __contains__(self, key) -> bool:
+        return any(key in f for f in self.files)
+
+    def file_of_key(self, key: str) -> TSVFile:
+        for f in self.files:
+            if key in f:
+                return f
+        raise DataError(f"key {key!r} not found in any of {[f.path for f in self.files]}")
+
+    def row_by_key(self, key: str) -> List[str]:
+        return self.file_of_key(key).row_by_key(key)
+
+    def keys(self) -> List[str]:
+        return [k for f in self.files for k in f.keys()]
+
+    def __iter__(self) -> Iterator[List[str]]:
+        for f in self.files:
+            yield from f
+
+    @classmethod
+    def from_parts(cls, data_dir, dataset: str, size_part: int) -> "TSVFileCollection":
+        """``{data_dir}/{dataset}_train_{part}.tsv`` for part in [0, size_part)."""
+        paths = [Path(data_dir) / f"{dataset}_train_{p}.tsv" for p in range(size_part)]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise DataError(f"missing pretraining part(s): {missing} (write them with _tools/split_tsv_parts.py)")
+        return cls(paths)

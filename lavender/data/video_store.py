@@ -1,0 +1,152 @@
+"""`VideoStore`: video id -> sampled, transformed clip; `load_annotations` for ``txt_{task}.json``."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random as _random
+from typing import Dict, List, Optional, Union
+
+import torch
+
+from .errors import DataError
+from .frames import ClipTransform, decode_frame, frame_fields, temporal_sample
+from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
+
+__all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
+
+
+class VideoStore:
+    """Frame store ``{data_dir}/img_{dataset}.tsv`` (+ ``img_{dataset}.id2lineidx.pkl`` or ``.lineidx``).
+
+    ``clip(video_id, train, rng)`` -> float32 (T, 3, size_img, size_img) with T = size_frame
+    (rows with fewer frames are padded by repeating the last one; 1-frame images with
+    ``size_frame == 1`` give T = 1). With ``skip_bad=True`` a missing/corrupt video returns None
+    and is counted in ``n_skipped`` / ``skip_reasons`` (per process: each DataLoader worker counts
+    its own) instead of raising DataError.
+    """
+
+    def __init__(self, data_dir, dataset: str, size_frame: int, size_img: int,
+                 img_transform=("img_rand_crop",), frame_column: Union[str, int] = "auto",
+                 skip_bad: bool = False, tsv_path: Optional[str] = None):
+        self.path = str(tsv_path) if tsv_path else os.path.join(str(data_dir), f"img_{dataset}.tsv")
+        if not os.path.exists(self.path):
+            raise DataError(f"missing frame store {self.path} (build it from raw videos with "
+                            f"_tools/extract_video-frame.py + _tools/extract_tsv.py, see _datasets/README.md)")
+        pkl = id2lineidx_path_for(self.path)
+        if os.path.exists(pkl):
+            self.tsv = TSVFile(self.path, id2lineidx=pkl)
+        elif os.path.exists(lineidx_path_for(self.path)):
+            self.tsv = TSVFile(self.path)
+        else:
+            raise DataError(f"{self.path} has neither {pkl} nor {lineidx_path_for(self.path)}: "
+                            f"run _tools/make_id2lineidx_pkl.py or lavender.data.tsv.build_lineidx")
+        self.size_frame = int(size_frame)
+        self.size_img = int(size_img)
+        self.frame_column = frame_column
+        self.skip_bad = bool(skip_bad)
+        self.tf_train = ClipTransform(size_img, img_transform, train=True)
+        self.tf_eval = ClipTransform(size_img, img_transform, train=False)
+        self.n_skipped = 0
+        self.skip_reasons: Dict[str, str] = collections.OrderedDict()
+
+    @classmethod
+    def from_tsv(cls, tsv_path, size_frame: int, size_img: int, **kw) -> "VideoStore":
+        """A store over any frame TSV (pretraining part, captioning ``img`` TSV…)."""
+        return cls(os.path.dirname(str(tsv_path)), "", size_frame, size_img, tsv_path=str(tsv_path), **kw)
+
+    def __contains__(self, video_id) -> bool:
+        return video_id in self.tsv
+
+    def __len__(self) -> int:
+        return len(self.tsv.key2offset)
+
+    def ids(self) -> List[str]:
+        return self.tsv.keys()
+
+    def frame_strings(self, video_id: str) -> List[str]:
+        """All base64 frame fields of a video (DataError if the key is missing)."""
+        return frame_fields(self.tsv.row_by_key(video_id), self.frame_column, file=self.path)
+
+    def frames(self, video_id: str, train: bool = False, rng=None) -> List:
+        """Temporally sampled, decoded RGB uint8 frames (no spatial transform)."""
+        fields = self.frame_strings(video_id)
+        idx = temporal_sample(len(fields), self.size_frame, train, rng)
+        cache = {}
+        for i in idx:  # padded indices repeat: decode each once
+            if i not in cache:
+                cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
+        return [cache[i] for i in idx]
+
+    def clip(self, video_id: str, train: bool, rng=None) -> Optional[torch.Tensor]:
+        """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""
+        rng = rng if rng is not None else _random
+        try:
+            frames = self.frames(video_id, train, rng)
+            return (self.tf_train if train else self.tf_eval)(frames, rng)
+        except DataError as e:
+            if not self.skip_bad:
+                raise
+            self.n_skipped += 1
+            self.skip_reasons[video_id] = str(e)
+            return None
+
+    def __repr__(self) -> str:
+        return f"VideoStore({self.path!r}, size_frame={self.size_frame}, size_img={self.size_img})"
+
+
+def load_annotation_file(path_json) -> dict:
+    """The whole ``txt_{task}.json`` dict (splits + optional ``ans2label``)."""
+    path_json = str(path_json)
+    if not os.path.exists(path_json):
+        raise DataError(f"missing annotation file {path_json}")
+    try:
+        with open(path_json) as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path_json}: invalid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path_json}: expected a dict with 'train'/'val'[/'test'] keys")
+    return d
+
+
+def check_videos(items: List[dict], store, skip_bad: bool = False, where: str = "") -> List[dict]:
+    """Keep items whose ``video`` is in `store`; else one DataError listing the first missing ids."""
+    missing = [it.get("video") for it in items if it.get("video") not in store]
+    if not missing:
+        return items
+    uniq = list(dict.fromkeys(missing))
+    msg = (f"{where}: {len(missing)} item(s) / {len(uniq)} video(s) not in {getattr(store, 'path', store)}; "
+           f"first missing: {uniq[:10]}")
+    if not skip_bad:
+        raise DataError(msg)
+    if hasattr(store, "skip_reasons"):
+        store.n_skipped += len(uniq)
+        for v in uniq:
+            store.skip_reasons[v] = "not in the frame store"
+    return [it for it in items if it.get("video") in store]
+
+
+def load_annotations(path_json, split: str, store=None, skip_bad: bool = False) -> List[dict]:
+    """Items of `split` in ``txt_{task}.json``.
+
+    A list split is returned as is; a pretraining dict split ``{vid: [caption, …]}`` becomes
+    ``[{"video": vid, "caption": [caption, …]}]``. With `store`, every item's ``video`` must be
+    in it (one DataError listing the first missing ids and the count), or with `skip_bad`
+    those items are dropped and counted in ``store.n_skipped``.
+    """
+    d = load_annotation_file(path_json)
+    if split not in d:
+        splits = [k for k in d if k != "ans2label"]
+        raise DataError(f"{path_json} has no split {split!r} (splits present: {splits})")
+    items = d[split]
+    if isinstance(items, dict):
+        items = [{"video": k, "caption": v} for k, v in items.items()]
+    if not isinstance(items, list):
+        raise DataError(f"{path_json}[{split!r}] must be a list of items or a {{video: [captions]}} dict")
+    bad = [i for i, it in enumerate(items) if not isinstance(it, dict) or "video" not in it]
+    if bad:
+        raise DataError(f"{path_json}[{split!r}]: item(s) {bad[:10]} lack a 'video' field ({len(bad)} total)")
+    if store is not None:
+        items = check_videos(items, store, skip_bad, where=f"{path_json}[{split!r}]")
+    return items

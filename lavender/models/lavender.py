@@ -1,0 +1,282 @@
+"""The LAVENDER model: Video Swin visual tokens + BERT text embeddings -> BERT fusion encoder -> MLM head.
+
+State-dict keys are exactly those of the original (``emb_task``, ``enc_txt.emb_txt.*``, ``trsfr.*``,
+``enc_img.*``, ``fc_mtm.predictions.*``), so original checkpoints load unchanged. The model knows
+tensors only: tokenisation, labels, losses and scoring live in the task code.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from transformers import BertConfig
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertOnlyMLMHead
+
+from .video_swin import SwinConfig, SwinTransformer3D
+
+TASK_TOK2ID = {"vtm": 0, "mc": 1, "oe": 2, "cap": 3}
+N_TASK_TOKENS = 10
+
+# BertConfig fields a model needs; everything else in a config.json is irrelevant here.
+_BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id")
+
+
+def _default_bert():
+    c = BertConfig()  # transformers' defaults are the bert-base-uncased values
+    return {k: getattr(c, k) for k in _BERT_FIELDS}
+
+
+@dataclass
+class ModelConfig:
+    """Everything that decides the model's shapes (serialisable with :func:`dataclasses.asdict`)."""
+    swin: SwinConfig = field(default_factory=lambda: SwinConfig.from_size("base"))
+    bert: dict = field(default_factory=_default_bert)
+    max_size_frame: int = 6
+    max_size_patch: int = 14
+    head: str = "mlm"              # "mlm" or "task_specific"
+    head_size: int = 1             # K outputs of the task-specific head
+    n_task_tokens: int = N_TASK_TOKENS
+    attn_implementation: str = "sdpa"  # fusion encoder attention: "sdpa" or "eager"
+
+    def bert_config(self):
+        cfg = BertConfig(**self.bert)
+        cfg._attn_implementation = self.attn_implementation
+        return cfg
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        swin = d.pop("swin", None)
+        if isinstance(swin, dict):
+            swin = SwinConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in swin.items()})
+        return cls(swin=swin or SwinConfig.from_size("base"), **d)
+
+
+def _get(args, key, default=None):
+    """Read a key from a dict, a Namespace or any attribute bag."""
+    if isinstance(args, dict):
+        val = args.get(key, default)
+    else:
+        val = getattr(args, key, default)
+    return default if val is None else val
+
+
+def bert_settings(name=None, bert_dir=None, overrides=None):
+    """BertConfig fields: bert-base-uncased defaults, or the local folder's config.json, then ``overrides``."""
+    vals = _default_bert()
+    if bert_dir is None and name:
+        try:
+            from lavender.paths import resolve_bert_dir
+            bert_dir = resolve_bert_dir(name)
+        except ImportError:
+            bert_dir = None
+    if bert_dir and os.path.isfile(os.path.join(bert_dir, "config.json")):
+        with open(os.path.join(bert_dir, "config.json")) as f:
+            found = json.load(f)
+        vals.update({k: found[k] for k in _BERT_FIELDS if k in found})
+    for k, v in (overrides or {}).items():
+        vals[k] = v
+    return vals
+
+
+def model_config(args, bert_dir=None):
+    """ModelConfig from a run config (dict or Namespace) using the original's key names."""
+    swin = SwinConfig.from_size(_get(args, "vis_backbone_size", "base"), _get(args, "swin_config"),
+                                use_checkpoint=bool(_get(args, "use_checkpoint", False)))
+    name = _get(args, "fusion_encoder", None) or _get(args, "txt_backbone", "bert-base-uncased")
+    bert = bert_settings(name, bert_dir or _get(args, "bert_dir"), _get(args, "bert_config"))
+    head = _get(args, "head", "mlm")
+    if head not in ("mlm", "task_specific"):
+        raise ValueError(f"head must be 'mlm' or 'task_specific', got {head!r}")
+    return ModelConfig(swin=swin, bert=bert, max_size_frame=int(_get(args, "max_size_frame", 6)),
+                       max_size_patch=int(_get(args, "max_size_patch", 14)), head=head,
+                       head_size=int(_get(args, "head_size", 1)),
+                       attn_implementation=_get(args, "attn_implementation", "sdpa"))
+
+
+def build_model(args, bert_dir=None):
+    """Build a randomly initialised :class:`Lavender` from a run config (weights: see ``checkpoint.load_weights``)."""
+    return Lavender(model_config(args, bert_dir))
+
+
+class EncVideo(nn.Module):
+    """Video Swin features -> per-frame [CLS] + patches, plus position/frame embeddings and LayerNorm."""
+
+    def __init__(self, swin_cfg: SwinConfig, hidden, max_size_frame=6, max_size_patch=14):
+        super().__init__()
+        self.max_size_frame, self.max_size_patch = max_size_frame, max_size_patch
+        self.emb_cls = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
+        self.emb_pos = nn.Parameter(0.02 * torch.randn(1, 1, 1 + max_size_patch ** 2, hidden))
+        self.emb_len = nn.Parameter(0.02 * torch.randn(1, max_size_frame, 1, hidden))
+        self.emb_odr = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
+        self.swin = SwinTransformer3D(swin_cfg)
+        dim = self.swin.num_features
+        # The original creates the projection only when the widths differ.
+        self.fc = nn.Linear(dim, hidden) if dim != hidden else None
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, img, odr=None):
+        """img (B, T, 3, H, W) -> tokens (B, T*(1+h*w), hidden), mask (B, T*(1+h*w)) of ones (int64)."""
+        B, T = img.shape[:2]
+        f = self.swin(img.transpose(1, 2))  # (B, C, T, h, w)
+        _, C, _, h, w = f.shape
+        n = 1 + h * w
+        if T > self.emb_len.shape[1] or n > self.emb_pos.shape[2]:
+            raise ValueError(f"{T} frames x {h}x{w} patches exceed the embedding tables "
+                             f"(max_size_frame {self.emb_len.shape[1]}, {self.emb_pos.shape[2]} positions)")
+        f = f.permute(0, 2, 3, 4, 1).reshape(B, T, h * w, C)
+        if self.fc is not None:
+            f = self.fc(f)
+        f = torch.cat([self.emb_cls.expand(B, T, 1, -1).to(f.dtype), f], dim=2)
+        f = f + self.emb_pos[:, :, :n] + self.emb_len[:, :T]
+        if odr is not None:  # frame-order embedding, scaled per frame (pretraining only)
+            f = f + self.emb_odr * odr.view(B, T, 1, 1).to(f.dtype)
+        f = self.norm(f).reshape(B, T * n, -1)
+        return f, torch.ones(B, T * n, dtype=torch.long, device=f.device)
+
+
+class EncTxt(nn.Module):
+    """BERT embeddings only (the original's ``txt_backbone_embed_only``)."""
+
+    def __init__(self, bert_cfg):
+        super().__init__()
+        self.emb_txt = BertEmbeddings(bert_cfg)
+
+    def forward(self, txt):
+        return self.emb_txt(input_ids=txt)
+
+
+class Lavender(nn.Module):
+    """LAVENDER; ``head`` "mlm" (unified model) or "task_specific" (baseline MLP head on the first text token)."""
+
+    def __init__(self, cfg: ModelConfig = None):
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        self.cfg = cfg
+        self.bert_config = bc = cfg.bert_config()
+        H = bc.hidden_size
+        self.hidden_size = H
+        self.task_tok2id = dict(TASK_TOK2ID)
+        if cfg.head == "mlm":
+            self.emb_task = nn.Parameter(0.02 * torch.randn(cfg.n_task_tokens, H))
+        self.enc_txt = EncTxt(bc)
+        self.trsfr = BertEncoder(bc)
+        self.enc_img = EncVideo(cfg.swin, H, cfg.max_size_frame, cfg.max_size_patch)
+        for m in (self.enc_txt, self.trsfr):
+            m.apply(self._init_bert)
+        if cfg.head == "mlm":
+            self.fc_mtm = BertOnlyMLMHead(bc)
+            self.fc_mtm.apply(self._init_bert)
+            nn.init.zeros_(self.fc_mtm.predictions.bias)
+            # As in the original (and transformers 4.x), the decoder bias IS predictions.bias.
+            self.fc_mtm.predictions.decoder.bias = self.fc_mtm.predictions.bias
+        elif cfg.head == "task_specific":
+            self.fc = nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, cfg.head_size))
+        else:
+            raise ValueError(f"unknown head {cfg.head!r}")
+
+    def _init_bert(self, m):
+        std = self.bert_config.initializer_range
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=std)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def head_type(self):
+        return self.cfg.head
+
+    def set_attn_implementation(self, name):
+        """Switch the fusion encoder between "sdpa" and "eager" attention."""
+        self.cfg.attn_implementation = name
+        self.bert_config._attn_implementation = name
+
+    def encode_video(self, img, odr=None):
+        """(B, T, 3, H, W) normalised frames -> (feat [B, Lv, H], mask [B, Lv] int64 ones)."""
+        return self.enc_img(img, odr)
+
+    def embed_text(self, txt):
+        """(B, L) ids -> (B, L, H): word + position 0..L-1 + token type 0, LayerNorm, dropout."""
+        return self.enc_txt(txt)
+
+    def pretext(self, batch_size, task_token=None, prompt_ids=None, prompt_mask=None):
+        """Features and mask prepended to the text: one task-token row or an embedded prompt; None if neither."""
+        if task_token is not None and prompt_ids is not None:
+            raise ValueError("pass either task_token or prompt_ids, not both")
+        if task_token is not None:
+            if not hasattr(self, "emb_task"):
+                raise ValueError("this model has no task tokens (task-specific head)")
+            idx = self.task_tok2id[task_token] if isinstance(task_token, str) else int(task_token)
+            # Raw row: no LayerNorm, no position embedding (as the original).
+            feat = self.emb_task[idx].view(1, 1, -1).expand(batch_size, 1, -1)
+            return feat, torch.ones(batch_size, 1, dtype=torch.long, device=feat.device)
+        if prompt_ids is not None:
+            ids = prompt_ids if prompt_ids.dim() == 2 else prompt_ids.unsqueeze(0)
+            feat = self.embed_text(ids)  # own positions 0..Lp-1
+            mask = torch.ones_like(ids) if prompt_mask is None else (
+                prompt_mask if prompt_mask.dim() == 2 else prompt_mask.unsqueeze(0))
+            return feat.expand(batch_size, -1, -1), mask.to(torch.long).expand(batch_size, -1)
+        return None
+
+    @staticmethod
+    def attention_mask(mask_prefix, mask_txt, attn="full", dtype=torch.float32):
+        """Additive mask for the fusion encoder: (B,1,1,L) for "full", (B,1,L,L) for "seq2seq".
+
+        seq2seq: visual+pretext key columns are visible to every row; text attends causally to text;
+        visual/pretext rows never see text.
+        """
+        if attn == "full":
+            mask = torch.cat([mask_prefix, mask_txt], 1)[:, None, None, :]
+        elif attn == "seq2seq":
+            B, Lp = mask_prefix.shape
+            Lt = mask_txt.shape[1]
+            L = Lp + Lt
+            mask = torch.zeros(B, L, L, dtype=torch.long, device=mask_txt.device)
+            mask[:, :, :Lp] = mask_prefix[:, None, :]
+            mask[:, Lp:, Lp:] = torch.tril(torch.ones(Lt, Lt, dtype=torch.long, device=mask_txt.device))
+            mask = mask[:, None]
+        else:
+            raise ValueError(f"attn must be 'full' or 'seq2seq', got {attn!r}")
+        return (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
+
+    def fuse(self, feat_img, mask_img, feat_txt, mask_txt, pretext=None, attn="full", return_all=False):
+        """Fusion encoder over [visual; pretext; text]; returns the text part (pretext included) [B, Lp+Lt, H].
+
+        ``return_all`` returns the whole sequence instead (visual part too).
+        """
+        if pretext is not None:
+            feat_txt = torch.cat([pretext[0].to(feat_txt.dtype), feat_txt], 1)
+            mask_txt = torch.cat([pretext[1].to(mask_txt.dtype), mask_txt], 1)
+        feat = torch.cat([feat_img.to(feat_txt.dtype), feat_txt], 1)
+        ext = self.attention_mask(mask_img.to(mask_txt.dtype), mask_txt, attn, feat.dtype)
+        out = self.trsfr(feat, attention_mask=ext).last_hidden_state
+        return out if return_all else out[:, feat_img.shape[1]:]
+
+    def mlm(self, hidden):
+        """MLM logits [..., V] (fc_mtm, not tied to the word embeddings)."""
+        return self.fc_mtm(hidden)
+
+    def head(self, hidden):
+        """Task-specific head on the first text-part token: [B, K]."""
+        return self.fc(hidden[:, 0])
+
+    def forward(self, img, txt, mask, task_token=None, prompt_ids=None, prompt_mask=None, odr=None):
+        """MLM logits of the text part [B, Lp+Lt, V] (task-specific models: head output [B, K])."""
+        feat_img, mask_img = self.encode_video(img, odr)
+        pre = self.pretext(txt.shape[0], task_token, prompt_ids, prompt_mask)
+        hidden = self.fuse(feat_img, mask_img, self.embed_text(txt), mask, pretext=pre)
+        return self.mlm(hidden) if self.cfg.head == "mlm" else self.head(hidden)

@@ -1,0 +1,325 @@
+"""Video Swin Transformer (3D shifted-window attention) as LAVENDER uses it.
+
+Differences from stock Video Swin, all kept on purpose to match the original's weights/outputs:
+* the patch embedding convolves with stride 1 in time after appending ``patch_size[0]-1`` zero frames,
+  so T input frames give T temporal tokens (no temporal downsampling, images work with T=1);
+* when a window is clamped to a smaller feature map, the relative-position bias uses the top-left
+  N x N block of the full-window index (not an index rebuilt for the small window).
+"""
+from dataclasses import dataclass
+from functools import reduce
+from operator import mul
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch import nn
+
+# Sizes of the original's Video Swin configs (window 8x7x7, patch 2x4x4 for all).
+SWIN_SETTINGS = {
+    "tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    "small": dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    "base": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+}
+
+
+@dataclass
+class SwinConfig:
+    """Hyper-parameters of :class:`SwinTransformer3D`."""
+    embed_dim: int = 128
+    depths: tuple = (2, 2, 18, 2)
+    num_heads: tuple = (4, 8, 16, 32)
+    window_size: tuple = (8, 7, 7)
+    patch_size: tuple = (2, 4, 4)
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    qk_scale: float = None
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.2
+    patch_norm: bool = True
+    in_chans: int = 3
+    use_checkpoint: bool = False
+
+    @classmethod
+    def from_size(cls, size="base", overrides=None, **kw):
+        """Settings of a named size (tiny/small/base/large), then ``overrides`` (e.g. a ``swin_config`` dict)."""
+        if size not in SWIN_SETTINGS:
+            raise ValueError(f"unknown Video Swin size {size!r}; choose one of {sorted(SWIN_SETTINGS)}")
+        vals = dict(SWIN_SETTINGS[size])
+        vals.update(kw)
+        for k, v in (overrides or {}).items():
+            if k not in cls.__dataclass_fields__:
+                raise KeyError(f"unknown swin_config key {k!r}; valid: {sorted(cls.__dataclass_fields__)}")
+            vals[k] = v
+        for k in ("depths", "num_heads", "window_size", "patch_size"):
+            if k in vals:
+                vals[k] = tuple(vals[k])
+        return cls(**vals)
+
+    @property
+    def num_features(self):
+        return int(self.embed_dim * 2 ** (len(self.depths) - 1))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity in eval mode)."""
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        return x * x.new_empty(shape).bernoulli_(keep) / keep
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden, drop=0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x):
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def window_partition(x, ws):
+    """(B, D, H, W, C) -> (B*nW, prod(ws), C), windows in (d, h, w) raster order."""
+    B, D, H, W, C = x.shape
+    x = x.view(B, D // ws[0], ws[0], H // ws[1], ws[1], W // ws[2], ws[2], C)
+    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, reduce(mul, ws), C)
+
+
+def window_reverse(windows, ws, B, D, H, W):
+    x = windows.view(B, D // ws[0], H // ws[1], W // ws[2], ws[0], ws[1], ws[2], -1)
+    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, D, H, W, -1)
+
+
+def get_window_size(x_size, window_size, shift_size):
+    """Clamp the window to the input; an axis that fits in one window gets no shift."""
+    ws, ss = list(window_size), list(shift_size)
+    for i, n in enumerate(x_size):
+        if n <= window_size[i]:
+            ws[i] = n
+            ss[i] = 0
+    return tuple(ws), tuple(ss)
+
+
+def compute_mask(D, H, W, ws, ss, device):
+    """-100/0 region mask of shifted windows, (nW, N, N), on the padded size (D, H, W)."""
+    img_mask = torch.zeros((1, D, H, W, 1), device=device)
+    cnt = 0
+    # Slices built from the shift as the original does: a zero shift makes its axis one region.
+    for d in (slice(-ws[0]), slice(-ws[0], -ss[0]), slice(-ss[0], None)):
+        for h in (slice(-ws[1]), slice(-ws[1], -ss[1]), slice(-ss[1], None)):
+            for w in (slice(-ws[2]), slice(-ws[2], -ss[2]), slice(-ss[2], None)):
+                img_mask[:, d, h, w, :] = cnt
+                cnt += 1
+    mw = window_partition(img_mask, ws).squeeze(-1)
+    diff = mw.unsqueeze(1) - mw.unsqueeze(2)
+    return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
+
+
+class WindowAttention3D(nn.Module):
+    """Multi-head self-attention inside 3D windows with a learned relative-position bias."""
+
+    def __init__(self, dim, window_size, num_heads, qkv_bias=True, qk_scale=None, attn_drop=0.0, proj_drop=0.0):
+        super().__init__()
+        self.dim, self.window_size, self.num_heads = dim, tuple(window_size), num_heads
+        head_dim = dim // num_heads
+        self.scale = qk_scale or head_dim ** -0.5
+        wd, wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
+        self.register_buffer("relative_position_index", relative_position_index(self.window_size))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def forward(self, x, mask=None):
+        """x: (B*nW, N, C); mask: (nW, N, N) additive or None."""
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        # Top-left N x N of the full-window index even when the window was clamped (original behaviour).
+        idx = self.relative_position_index[:N, :N].reshape(-1)
+        bias = self.relative_position_bias_table[idx].reshape(N, N, -1).permute(2, 0, 1).unsqueeze(0)
+        bias = bias.to(q.dtype)
+        if mask is not None:
+            nW = mask.shape[0]
+            bias = (bias.unsqueeze(0) + mask.to(q.dtype)[None, :, None]).expand(B_ // nW, nW, -1, N, N)
+            bias = bias.reshape(B_, self.num_heads, N, N)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale,
+                                             dropout_p=self.attn_drop if self.training else 0.0)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
+
+
+def relative_position_index(window_size):
+    """(N, N) int64 index into the (2Wd-1)(2Wh-1)(2Ww-1) bias table."""
+    wd, wh, ww = window_size
+    coords = torch.stack(torch.meshgrid(torch.arange(wd), torch.arange(wh), torch.arange(ww), indexing="ij"))
+    flat = coords.flatten(1)
+    rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += wd - 1
+    rel[:, :, 1] += wh - 1
+    rel[:, :, 2] += ww - 1
+    rel[:, :, 0] *= (2 * wh - 1) * (2 * ww - 1)
+    rel[:, :, 1] *= 2 * ww - 1
+    return rel.sum(-1)
+
+
+class SwinTransformerBlock3D(nn.Module):
+    def __init__(self, dim, num_heads, window_size, shift_size, mlp_ratio=4.0, qkv_bias=True, qk_scale=None,
+                 drop=0.0, attn_drop=0.0, drop_path=0.0):
+        super().__init__()
+        self.window_size, self.shift_size = tuple(window_size), tuple(shift_size)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention3D(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def _attend(self, x, mask_matrix):
+        B, D, H, W, C = x.shape
+        ws, ss = get_window_size((D, H, W), self.window_size, self.shift_size)
+        x = self.norm1(x)
+        # Padding comes after norm1, so padded tokens are zeros (attended unmasked in plain windows).
+        pd, pb, pr = [(ws[i] - n % ws[i]) % ws[i] for i, n in enumerate((D, H, W))]
+        x = F.pad(x, (0, 0, 0, pr, 0, pb, 0, pd))
+        _, Dp, Hp, Wp, _ = x.shape
+        shifted = any(s > 0 for s in ss)
+        if shifted:
+            x = torch.roll(x, shifts=(-ss[0], -ss[1], -ss[2]), dims=(1, 2, 3))
+        win = self.attn(window_partition(x, ws), mask=mask_matrix if shifted else None)
+        x = window_reverse(win.view(-1, *ws, C), ws, B, Dp, Hp, Wp)
+        if shifted:
+            x = torch.roll(x, shifts=ss, dims=(1, 2, 3))
+        return x[:, :D, :H, :W, :].contiguous()
+
+    def _ffn(self, x):
+        return self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward(self, x, mask_matrix):
+        x = x + self.drop_path(self._attend(x, mask_matrix))
+        return x + self._ffn(x)
+
+
+class PatchMerging(nn.Module):
+    """Concatenate 2x2 spatial neighbours -> LayerNorm(4C) -> Linear(4C, 2C); time is untouched."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x):
+        H, W = x.shape[2:4]
+        if H % 2 or W % 2:
+            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        x = torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], -1)
+        return self.reduction(self.norm(x))
+
+
+class BasicLayer(nn.Module):
+    """One stage: ``depth`` blocks alternating plain/shifted windows, then optional PatchMerging."""
+
+    def __init__(self, dim, depth, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop,
+                 drop_path, downsample, use_checkpoint=False):
+        super().__init__()
+        self.window_size = tuple(window_size)
+        self.shift_size = tuple(i // 2 for i in window_size)
+        self.use_checkpoint = use_checkpoint
+        self.blocks = nn.ModuleList([
+            SwinTransformerBlock3D(dim, num_heads, window_size, (0, 0, 0) if i % 2 == 0 else self.shift_size,
+                                   mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i])
+            for i in range(depth)])
+        self.downsample = PatchMerging(dim) if downsample else None
+
+    def forward(self, x):
+        """(B, C, D, H, W) -> (B, C', D, H', W')."""
+        B, C, D, H, W = x.shape
+        ws, ss = get_window_size((D, H, W), self.window_size, self.shift_size)
+        x = x.permute(0, 2, 3, 4, 1)
+        padded = [-(-n // ws[i]) * ws[i] for i, n in enumerate((D, H, W))]
+        mask = compute_mask(*padded, ws, ss, x.device)
+        for blk in self.blocks:
+            if self.use_checkpoint and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(blk, x, mask, use_reentrant=False)
+            else:
+                x = blk(x, mask)
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return x.permute(0, 4, 1, 2, 3)
+
+
+class PatchEmbed3D(nn.Module):
+    """Conv3d patch embedding, stride 1 in time with zero frames appended (T frames -> T tokens)."""
+
+    def __init__(self, patch_size=(2, 4, 4), in_chans=3, embed_dim=96, norm=True):
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        stride = (1,) + self.patch_size[1:]
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=stride)
+        self.norm = nn.LayerNorm(embed_dim) if norm else None
+
+    def forward(self, x):
+        """(B, C, T, H, W) -> (B, E, T, ceil(H/p), ceil(W/p))."""
+        _, _, _, H, W = x.shape
+        pt, ph, pw = self.patch_size
+        x = F.pad(x, (0, (pw - W % pw) % pw, 0, (ph - H % ph) % ph, 0, pt - 1))
+        x = self.proj(x)
+        if self.norm is not None:
+            x = self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+        return x
+
+
+class SwinTransformer3D(nn.Module):
+    """Video Swin backbone: (B, 3, T, H, W) -> (B, num_features, T, ~H/32, ~W/32) after the final ``norm``."""
+
+    def __init__(self, cfg: SwinConfig = None, **kw):
+        super().__init__()
+        cfg = cfg or SwinConfig(**kw)
+        self.cfg = cfg
+        self.num_layers = len(cfg.depths)
+        self.num_features = cfg.num_features
+        self.patch_embed = PatchEmbed3D(cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.patch_norm)
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(cfg.depths):
+            start = sum(cfg.depths[:i])
+            self.layers.append(BasicLayer(
+                int(cfg.embed_dim * 2 ** i), depth, cfg.num_heads[i], cfg.window_size, cfg.mlp_ratio,
+                cfg.qkv_bias, cfg.qk_scale, cfg.drop_rate, cfg.attn_drop_rate, dpr[start:start + depth],
+                downsample=i < self.num_layers - 1, use_checkpoint=cfg.use_checkpoint))
+        self.norm = nn.LayerNorm(self.num_features)
+        self.apply(_init_weights)
+
+    def set_use_checkpoint(self, flag: bool):
+        for layer in self.layers:
+            layer.use_checkpoint = bool(flag)
+
+    def forward(self, x):
+        x = self.pos_drop(self.patch_embed(x))
+        for layer in self.layers:
+            x = layer(x.contiguous())
+        return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+
+
+def _init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
