@@ -4,7 +4,7 @@ turned into frame stores with the same tools a user runs, plus annotations for e
     python _tools/make_demo_data.py                       # 600 videos, 8 frames each -> _datasets/demo/
     python _tools/make_demo_data.py --n_videos 3000 --sample 16 --workers 2
 
-World: 96x96 clips of 20 frames at 10 fps (2 s) with 1-3 shapes (circle/square/triangle, each at
+World: 96x96 clips of 20 frames at 10 fps (2 s) with 1-2 shapes (circle/square/triangle, each at
 most once, distinct colours out of 6, small or big). The first shape does one of five things:
 move left/right/up/down (36 px) or change colour at the middle frame; the others stay still.
 Questions need the frames (colour, shape, direction, count, what the shape does); answers are
@@ -39,8 +39,8 @@ SHAPES = ("circle", "square", "triangle")
 ACTIONS = ("left", "right", "up", "down", "change")
 ACTION_TEXT = {"left": "move left", "right": "move right", "up": "move up", "down": "move down",
                "change": "change color"}
-COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
-SIZES = {"small": 8, "big": 12}  # radius in px
+COUNT_WORDS = {1: "one", 2: "two"}
+SIZES = {"small": 18, "big": 24}  # radius in px (big enough for a tiny model at 64 px)
 FRAME, N_FRAMES, FPS, DIST = 96, 20, 10, 36
 BG = (30, 30, 30)
 
@@ -67,7 +67,7 @@ def _seg_dist(p, a, b):
 
 def sample_video(rng) -> dict:
     """One clip description: objects (first = the actor), action, path."""
-    n = int(rng.integers(1, 4))
+    n = 1 if rng.random() < 0.75 else 2  # mostly one big shape: learnable by a tiny model in minutes
     shapes = list(rng.permutation(SHAPES)[:n])
     colors = list(rng.permutation(list(COLORS))[:n + 1])  # the spare one is the 'change' target
     action = ACTIONS[int(rng.integers(len(ACTIONS)))]
@@ -76,8 +76,9 @@ def sample_video(rng) -> dict:
     r0 = SIZES[objs[0]["size"]]
     lo, hi = r0 + 2, FRAME - r0 - 2
     dx, dy = {"left": (-DIST, 0), "right": (DIST, 0), "up": (0, -DIST), "down": (0, DIST), "change": (0, 0)}[action]
-    x0 = int(rng.integers(max(lo, lo - dx), min(hi, hi - dx) + 1))
-    y0 = int(rng.integers(max(lo, lo - dy), min(hi, hi - dy) + 1))
+    # start near the centre (the path is centred), so that clips differ in content, not in layout
+    x0 = int(np.clip(FRAME // 2 - dx // 2 + rng.integers(-6, 7), max(lo, lo - dx), min(hi, hi - dx)))
+    y0 = int(np.clip(FRAME // 2 - dy // 2 + rng.integers(-6, 7), max(lo, lo - dy), min(hi, hi - dy)))
     objs[0].update(p0=(x0, y0), p1=(x0 + dx, y0 + dy))
     if action == "change":
         objs[0]["color2"] = str(colors[n])

@@ -31,12 +31,18 @@ def _frame(color, shape, t, rng, size=48):
     return img
 
 
-def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny"):
-    """img_{dataset}.tsv (+lineidx, id2lineidx) and qa / mc / retrieval annotation jsons."""
+KINDS = ("qa", "fib", "qamc", "mc", "retrieval")
+
+
+def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny", tasks=None):
+    """img_{dataset}.tsv (+lineidx, id2lineidx) and one annotation json per task.
+
+    `tasks` maps task name -> kind (qa, fib, qamc, mc, retrieval); by default `tiny-{kind}` for each kind.
+    The answer is always the colour of the shape, so only a model that looks at the frames can get it.
+    """
     rng = random.Random(seed)
     os.makedirs(root, exist_ok=True)
-    vids = []
-    rows = []
+    vids, rows = [], []
     for i in range(n_videos):
         color, shape = list(COLORS)[i % 4], SHAPES[(i // 4) % 2]
         vid = f"video{i}"
@@ -46,33 +52,54 @@ def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny"):
               id2lineidx_path=os.path.join(root, f"img_{dataset}.id2lineidx.pkl"))
     split = {"train": vids[: n_videos // 2], "val": vids[n_videos // 2: 3 * n_videos // 4],
              "test": vids[3 * n_videos // 4:]}
-    colors = list(COLORS)
+    colors = list(COLORS) + ["purple"]  # 5 options, as the original MC configs expect
+    ans2label = {c: i for i, c in enumerate(colors)}
 
-    def qa(v):
-        return {"video": v[0], "question": "what color is the shape?", "answer_text": v[1]}
-
-    def mc(v):
-        opts = [f"a {c} {v[2]}" for c in colors]
-        return {"video": v[0], "question": "", "answer": colors.index(v[1]),
-                **{f"option_{k}": o for k, o in enumerate(opts)}}
-
-    def qamc(v):
-        return {"video": v[0], "question": "what color is the shape?", "answer": colors.index(v[1]),
-                **{f"option_{k}": c for k, c in enumerate(colors)}}
-
-    def ret(v):
+    def item(kind, v):
+        if kind == "qa":
+            return {"video": v[0], "question": "what color is the shape?", "answer_text": v[1]}
+        if kind == "fib":
+            return {"video": v[0], "question": f"a [MASK] {v[2]} moves right.", "answer": ans2label[v[1]]}
+        if kind == "qamc":
+            return {"video": v[0], "question": "what color is the shape?", "answer": colors.index(v[1]),
+                    **{f"option_{k}": c for k, c in enumerate(colors)}}
+        if kind == "mc":
+            return {"video": v[0], "question": "", "answer": colors.index(v[1]),
+                    **{f"option_{k}": f"a {c} {v[2]}" for k, c in enumerate(colors)}}
         return {"video": v[0], "caption": f"a {v[1]} {v[2]} moves right"}
 
-    for name, fn in (("tiny-qa", qa), ("tiny-mc", mc), ("tiny-qamc", qamc), ("tiny-retrieval", ret)):
+    for name, kind in (tasks or {f"tiny-{k}": k for k in KINDS}).items():
+        d = {s: [item(kind, v) for v in vs] for s, vs in split.items()}
+        if kind == "fib":
+            d["ans2label"] = ans2label
         with open(os.path.join(root, f"txt_{name}.json"), "w") as f:
-            json.dump({s: [fn(v) for v in vs] for s, vs in split.items()}, f)
+            json.dump(d, f)
     return root
 
 
+WORDS = ("what color is the shape a moves right option circle square purple " + " ".join(COLORS)).split()
+
+
+def write_tiny_vocab(root):
+    """A small WordPiece vocabulary (special tokens first, as bert-base-uncased): the tiny model then
+    predicts over ~80 tokens instead of 30522 and learns in seconds."""
+    path = os.path.join(root, "vocab")
+    os.makedirs(path, exist_ok=True)
+    toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "true", "false", "answer", ":", "?", ".", ","]
+    toks += [str(d) for d in range(10)] + sorted(set(WORDS))
+    toks += list("abcdefghijklmnopqrstuvwxyz") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(dict.fromkeys(toks)) + "\n")
+    return path, len(dict.fromkeys(toks))
+
+
 def tiny_argv(data_dir, out_dir, task, type_, **extra):
-    """Command line for a main script on the colour world with the tiny model."""
-    cfg = dict(TINY_MODEL, type=type_, task=task, dataset="tiny", data_dir=str(data_dir),
-               size_txt=12, size_epoch=1, size_batch=4, lr=1e-3, size_option=4, logging_steps=2)
+    """Command line for a main script on the colour world with the tiny model and vocabulary."""
+    vocab_dir, n_vocab = write_tiny_vocab(str(data_dir))
+    model = dict(TINY_MODEL, tokenizer=vocab_dir,
+                 bert_config=dict(TINY_MODEL["bert_config"], vocab_size=n_vocab, max_position_embeddings=128))
+    cfg = dict(model, type=type_, task=task, dataset="tiny", data_dir=str(data_dir),
+               size_txt=12, size_epoch=1, size_batch=4, lr=1e-3, size_option=5, logging_steps=2)
     cfg.update(extra)
     path = os.path.join(str(out_dir), f"args_{task}.json")
     os.makedirs(str(out_dir), exist_ok=True)

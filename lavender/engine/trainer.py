@@ -210,6 +210,9 @@ class Trainer:
             self._pending_rng = None
         self.start_in_epoch = 0
         for batch in batches:
+            if not batch:  # every sample of the batch was a skipped bad video (skip_bad)
+                b_in_epoch += 1
+                continue
             batch = to_device(batch, self.device)
             accum += 1
             last_micro = accum == cfg.grad_accum or b_in_epoch + 1 == total
@@ -281,6 +284,8 @@ class Trainer:
         loader = self.loaders[split]
         records = []
         for batch in _progress(self.d.main, iterable=loader, desc=f"eval {split}", leave=False) or loader:
+            if not batch:
+                continue
             batch = to_device(batch, self.device)
             with self.autocast():
                 out = self.task.eval_step(self.model, batch)

@@ -230,8 +230,13 @@ def load_state_dict_into(model, sd, strict=False, log=print, source="<state_dict
         mapped, ignored = dict(sd), []
     rep = LoadReport(source=source, layout=layout, ignored=ignored, adapted=notes)
     take = {}
+    n_layers = len({k.split(".")[2] for k in target if k.startswith("trsfr.layer.")})
+    dropped = set()
     for k, v in mapped.items():
-        if k not in target:
+        m = re.match(r"trsfr\.layer\.(\d+)\.", k)
+        if k not in target and layout == "hf_bert" and m and int(m.group(1)) >= n_layers:
+            dropped.add(int(m.group(1)))  # a model configured with fewer layers takes the first ones
+        elif k not in target:
             # Buffers that newer transformers no longer keep in the state_dict are not weights.
             (rep.ignored if k.endswith(("position_ids", "token_type_ids")) else rep.unexpected).append(k)
         elif v.shape == target[k].shape:
@@ -248,6 +253,9 @@ def load_state_dict_into(model, sd, strict=False, log=print, source="<state_dict
                 rep.ignored.append(k)  # recomputed from our window size; never learned
             else:
                 rep.mismatched.append((k, tuple(v.shape), tuple(target[k].shape)))
+    if dropped:
+        rep.adapted.append(f"fusion encoder has {n_layers} layers: the file's layers "
+                           f"{min(dropped)}-{max(dropped)} are not used (bert_config num_hidden_layers)")
     for a, b in ALIASES:
         for x, y in ((a, b), (b, a)):
             if x in take and y in target and y not in take:

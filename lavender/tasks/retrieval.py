@@ -139,41 +139,46 @@ def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval"):
     sampler = ShardSampler(len(vds), dist_info.rank, dist_info.world, shuffle=False)
     loader = DataLoader(vds, batch_size=max(1, min(8, cfg.size_batch)), sampler=sampler,
                         num_workers=cfg.n_workers, collate_fn=task.collate)
-    chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
-    n_t = len(items)
-    cols, col_idx = [], []
+    batches = ((b["index"].tolist(), b["img"]) for b in loader if b)
     from ..engine.trainer import _progress
-    pbar = _progress(dist_info.main, total=len(sampler), desc=f"{desc} ({n_t} texts x {len(videos)} videos)")
-    with torch.no_grad():
-        for batch in loader:
-            if not batch:
-                continue
-            feats, fmasks = model.encode_video(batch["img"].to(device))  # each video encoded once
-            for b in range(len(feats)):
-                col = torch.empty(n_t, device=device)
-                for s in range(0, n_t, chunk):
-                    e = min(s + chunk, n_t)
-                    f = feats[b:b + 1].expand(e - s, -1, -1)
-                    m = fmasks[b:b + 1].expand(e - s, -1)
-                    col[s:e] = task.pair_scores(model, f, m, txt[s:e], mask[s:e]).float()
-                cols.append(col.cpu().numpy())
-                col_idx.append(int(batch["index"][b]))
-                if pbar:
-                    pbar.update(1)
+    pbar = _progress(dist_info.main, total=len(sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
+    chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
+    col_idx, cols = score_columns(task, model, batches, txt, mask, chunk, pbar)
     if pbar:
         pbar.close()
-    gathered = D.all_gather_object((col_idx, cols))
-    scores = np.full((n_t, len(videos)), -np.inf, dtype=np.float32)
-    for idx, cs in gathered:
+    scores = np.full((len(items), len(videos)), -np.inf, dtype=np.float32)
+    for idx, cs in D.all_gather_object((col_idx, cols)):
         for i, c in zip(idx, cs):
             scores[:, i] = c
     t2v = ranks_from_scores(scores, gt)
-    v2t_gt = [np.nonzero(gt == v)[0] for v in range(len(videos))]
-    v2t = ranks_from_scores(scores.T, v2t_gt)
+    v2t = ranks_from_scores(scores.T, [np.nonzero(gt == v)[0] for v in range(len(videos))])
     metrics = retrieval_metrics(t2v)
     metrics.update(retrieval_metrics(v2t, prefix="v2t_"))
-    metrics.update({"n_text": int(n_t), "n_video": len(videos)})
+    metrics.update({"n_text": len(items), "n_video": len(videos)})
     return metrics, scores
+
+
+@torch.no_grad()
+def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
+    """Score columns for batches of (video indices, clips): each clip is encoded once, then fused
+    with every text, `chunk` texts per pass. Returns (video indices, [score column per video])."""
+    device = txt.device
+    n_t = len(txt)
+    col_idx, cols = [], []
+    for index, img in video_batches:
+        feats, fmasks = model.encode_video(img.to(device))
+        for b in range(len(feats)):
+            col = torch.empty(n_t, device=device)
+            for s in range(0, n_t, chunk):
+                e = min(s + chunk, n_t)
+                f = feats[b:b + 1].expand(e - s, -1, -1)
+                m = fmasks[b:b + 1].expand(e - s, -1)
+                col[s:e] = task.pair_scores(model, f, m, txt[s:e], mask[s:e]).float()
+            cols.append(col.cpu().numpy())
+            col_idx.append(int(index[b]))
+            if pbar:
+                pbar.update(1)
+    return col_idx, cols
 
 
 def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):

@@ -1,0 +1,95 @@
+"""Every benchmark config runs through its entry script (one step, tiny model, demo-shaped data),
+and every command in the README names files that exist."""
+import json
+import os
+import re
+import runpy
+import sys
+
+import pytest
+
+from lavender.paths import REPO_ROOT
+from tiny import TINY_MODEL, make_color_world, write_tiny_vocab
+
+BENCHMARKS = {  # config -> (script, annotation kind)
+    "msrvtt-qa": ("main_qaoe_mlm.py", "qa"), "msvd-qa": ("main_qaoe_mlm.py", "qa"),
+    "tgif-frame": ("main_qaoe_mlm.py", "qa"), "lsmdc-fib": ("main_qaoe_mlm.py", "fib"),
+    "tgif-action": ("main_qamc_mlm.py", "qamc"), "tgif-transition": ("main_qamc_mlm.py", "qamc"),
+    "msrvtt-mc": ("main_qamc_mlm.py", "mc"), "lsmdc-mc": ("main_qamc_mlm.py", "mc"),
+    "msrvtt-retrieval": ("main_retrieval_tsv.py", "retrieval"), "didemo-retrieval": ("main_retrieval_tsv.py", "retrieval"),
+    "msvd-retrieval": ("main_retrieval_tsv.py", "retrieval"), "lsmdc-retrieval": ("main_retrieval_tsv.py", "retrieval"),
+}
+
+
+def _run_script(script, argv):
+    old = sys.argv
+    sys.argv = [script] + argv
+    try:
+        runpy.run_path(os.path.join(REPO_ROOT, script), run_name="__main__")
+    finally:
+        sys.argv = old
+
+
+def _tiny_overrides(data_dir, out_dir):
+    vocab, n = write_tiny_vocab(str(data_dir))
+    m = TINY_MODEL
+    return ["--data_dir", str(data_dir), "--path_output", str(out_dir), "--tokenizer", vocab,
+            "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--fusion_encoder_rand_init", "true",
+            "--swin_config", json.dumps(m["swin_config"]),
+            "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
+            "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_benchmark_config_runs_one_step(name, tmp_path):
+    script, kind = BENCHMARKS[name]
+    cfg = json.load(open(os.path.join(REPO_ROOT, "_args", f"args_{name}.json")))
+    world = make_color_world(str(tmp_path / "data"), n_videos=8, dataset=cfg["dataset"], tasks={cfg["task"]: kind})
+    argv = ["--config", f"_args/args_{name}.json"] + _tiny_overrides(world, tmp_path / "out")
+    if cfg["size_epoch"]:
+        argv += ["--size_epoch", "1"]
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)
+    try:
+        _run_script(script, argv)
+    finally:
+        os.chdir(cwd)
+    run_dir = [d for d in os.listdir(tmp_path / "out") if d.startswith(f"_{cfg['task']}_")][0]
+    log = json.load(open(tmp_path / "out" / run_dir / "log.json"))
+    assert any(k.endswith("_vl") for k in log), log
+    if cfg["size_epoch"]:
+        assert "ls_tr" in log
+
+
+def test_eval_retrieval_script(tmp_path):
+    world = make_color_world(str(tmp_path / "data"), n_videos=8, dataset="msrvtt",
+                             tasks={"msrvtt-retrieval": "retrieval"})
+    from lavender.config import load_config
+    from lavender.models.pretrained import create_model
+    import torch
+    argv = ["--config", "_args/args_msrvtt-retrieval.json"] + _tiny_overrides(world, tmp_path / "out")
+    cfg = load_config([os.path.join(REPO_ROOT, a) if a.startswith("_args") else a for a in argv])
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(create_model(cfg).state_dict(), ckpt)
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)
+    try:
+        _run_script("eval_retrieval_tsv.py", argv + ["--path_ckpt", str(ckpt)])
+    finally:
+        os.chdir(cwd)
+    out = [d for d in os.listdir(tmp_path / "out") if "_eval_" in d][0]
+    res = json.load(open(tmp_path / "out" / out / "metrics.json"))
+    assert res["test"]["n_text"] == 2 and res["test"]["n_video"] == 2
+    assert (tmp_path / "out" / out / "scores_test.npy").exists()
+
+
+def test_readme_commands_name_existing_files():
+    text = open(os.path.join(REPO_ROOT, "README.md")).read()
+    cmds = re.findall(r"python (?:-m \S+ )?([\w./-]+\.py)(?: [^`|]*?)?(?:--config (_args/[\w.-]+\.json))?", text)
+    assert len(cmds) > 20
+    for script, config in cmds:
+        assert os.path.exists(os.path.join(REPO_ROOT, script)), script
+        if config:
+            assert os.path.exists(os.path.join(REPO_ROOT, config)), config
+    for config in re.findall(r"_args/[\w.-]+\.json", text):
+        assert os.path.exists(os.path.join(REPO_ROOT, config)), config
