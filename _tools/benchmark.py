@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -195,7 +196,7 @@ def bench_retrieval(args) -> dict:
     from lavender.tasks.retrieval import Retrieval, score_columns
 
     torch.manual_seed(0)
-    cfg, tok, model = _build(args.config, args.override)
+    cfg, tok, model = _build(args.config, shlex.split(args.override))
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(dev)
     task = Retrieval(cfg, tok, build_data=False)
@@ -261,7 +262,7 @@ def bench_retrieval(args) -> dict:
 def add_retrieval_args(p):
     p.add_argument("--n", type=int, default=64, help="texts and videos (n x n pairs)")
     p.add_argument("--config", default=str(ROOT / "_args" / "args_demo-retrieval.json"))
-    p.add_argument("--override", nargs="*", default=[], help="extra --key value pairs for the config")
+    p.add_argument("--override", default="", help='extra config overrides, one string: "--size_frame 4"')
     p.add_argument("--text_batch", type=int, default=0, help="texts fused per pass (0: all n)")
     p.add_argument("--video_batch", type=int, default=8)
     p.add_argument("--json", default=None)
