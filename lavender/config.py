@@ -143,7 +143,8 @@ def _parse_overrides(argv):
         if not tok.startswith("--"):
             raise ConfigError(f"unexpected argument {tok!r}: use --key value")
         key, _, val = tok[2:].partition("=")
-        key = ALIASES.get(key, key).replace("-", "_") if key not in DEFAULTS else key
+        if key not in DEFAULTS:
+            key = ALIASES.get(key, key).replace("-", "_")  # --local-rank style spellings
         if not _:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 val = argv[i + 1]

@@ -108,7 +108,8 @@ class Trainer:
         self.log_data = {}
         self.epoch, self.global_step, self.start_in_epoch = 1, 0, 0
         self.best = {"value": -math.inf, "epoch": None}
-        self._losses, self._stats_sum = [], {}
+        self._losses, self._stats_sum = [], {}        # running sums of the current epoch (resume state)
+        self._partial, self._pending_rng, self.resume_file = ([], {}), None, None
 
     # ------------------------------------------------------------------ set-up
     def make_loader(self, split):
@@ -166,16 +167,16 @@ class Trainer:
         self.max_iter = max(steps_per_epoch * cfg.size_epoch, 1)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.max_iter)
-        if getattr(self, "resume_file", None):
+        if self.resume_file:
             self._load_resume(self.resume_file)
 
         if cfg.size_epoch == 0 or (cfg.path_ckpt and self.epoch == 1 and self.start_in_epoch == 0):
             self.evaluate_all(epoch=0)  # zero-shot (or evaluation-only) run
         for epoch in range(self.epoch, cfg.size_epoch + 1):
             self.epoch = epoch
-            stopped = self.train_epoch(epoch)
-            self.evaluate_all(epoch)
-            self.save_epoch(epoch)
+            train_metrics, stopped = self.train_epoch(epoch)
+            is_best = self.evaluate_all(epoch, train_metrics)
+            self.save_epoch(epoch, is_best)
             if stopped:
                 break
         self._report_best()
@@ -205,7 +206,7 @@ class Trainer:
         self._losses, self._stats_sum, t0 = losses, stats_sum, time.time()
         accum, b_in_epoch, stopped = 0, self.start_in_epoch, False
         batches = iter(loader)  # creating it draws from the RNG: restore a resumed state after that
-        if self.start_in_epoch and getattr(self, "_pending_rng", None):
+        if self.start_in_epoch and self._pending_rng is not None:
             _set_rng(self._pending_rng)
             self._pending_rng = None
         self.start_in_epoch = 0
@@ -248,11 +249,11 @@ class Trainer:
         if pbar:
             pbar.close()
         n = max(len(losses), 1)
-        self.epoch_train = {"ls_tr": D.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"))}
+        metrics = {"ls_tr": D.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"))}
         for k, v in stats_sum.items():
-            self.epoch_train[f"{k}_tr"] = D.all_reduce_mean(v / n)
-        log.info("epoch %d train: %s (%.1fs)", epoch, _fmt(self.epoch_train), time.time() - t0)
-        return stopped
+            metrics[f"{k}_tr"] = D.all_reduce_mean(v / n)
+        log.info("epoch %d train: %s (%.1fs)", epoch, _fmt(metrics), time.time() - t0)
+        return metrics, stopped
 
     def _optimizer_step(self):
         cfg = self.cfg
@@ -297,10 +298,10 @@ class Trainer:
         preds = self.task.predictions(merged, split) if hasattr(self.task, "predictions") else None
         return metrics, preds
 
-    def evaluate_all(self, epoch):
+    def evaluate_all(self, epoch, train_metrics=None):
+        """Evaluate every split, append one row to log.json; True when val's main metric is the best yet."""
         tag = {"val": "vl", "test": "ts"}
-        row = dict(getattr(self, "epoch_train", {})) if epoch > 0 else {}
-        self.epoch_train = {}
+        row = dict(train_metrics or {})
         for split in self.eval_splits():
             metrics, preds = self.evaluate(split)
             log.info("epoch %d %s%s: %s", epoch, split, " (zero-shot)" if epoch == 0 and self.cfg.size_epoch
@@ -315,13 +316,11 @@ class Trainer:
             for k, v in row.items():
                 self.log_data.setdefault(k, []).append(v)
             atomic_json(self.log_data, os.path.join(self.run_dir, "log.json"))
-        self.last_row = row
         main_key = f"{self.task.main_metric}_vl"
         if main_key in row and row[main_key] > self.best["value"]:
             self.best = {"value": row[main_key], "epoch": epoch}
-            self._is_best = True
-        else:
-            self._is_best = False
+            return True
+        return False
 
     def _report_best(self):
         if not self.d.main or "epoch" not in self.log_data:
@@ -335,14 +334,14 @@ class Trainer:
                          vals[i], self.log_data["epoch"][i])
 
     # ------------------------------------------------------------------ checkpoints
-    def save_epoch(self, epoch):
+    def save_epoch(self, epoch, is_best=False):
         if self.d.main:
             sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
             path = os.path.join(self.run_dir, f"ckpt_violet_{self.cfg.task}_{epoch}.pt")
             atomic_save(sd, path)
-            if self._is_best:
+            if is_best:
                 atomic_save(sd, os.path.join(self.run_dir, f"ckpt_violet_{self.cfg.task}_best.pt"))
-            log.info("saved %s%s", path, " (best so far)" if self._is_best else "")
+            log.info("saved %s%s", path, " (best so far)" if is_best else "")
         self._save_resume(epoch + 1, 0)
 
     def _save_resume(self, epoch, batch_in_epoch):

@@ -123,13 +123,16 @@ class Task:
             return model.pretext(batch_size, task_token=c.task_token or self.pretext_name)
         return None
 
-    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None):
-        """Text-part hidden states of the fusion encoder, pretext positions dropped."""
+    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None):
+        """Text-part hidden states of the fusion encoder, pretext positions dropped. Precomputed
+        video features / text embeddings may be passed to avoid recomputing them per pair."""
         if feat_img is None:
             feat_img, mask_img = model.encode_video(img)
-        pre = self.pretext(model, txt.shape[0])
-        hidden = model.fuse(feat_img, mask_img, model.embed_text(txt), mask, pretext=pre)
-        return hidden[:, hidden.shape[1] - txt.shape[1]:]
+        if feat_txt is None:
+            feat_txt = model.embed_text(txt)
+        pre = self.pretext(model, mask.shape[0])
+        hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre)
+        return hidden[:, hidden.shape[1] - mask.shape[1]:]
 
     @staticmethod
     def mlm_at(model, hidden, labels):

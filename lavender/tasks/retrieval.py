@@ -78,13 +78,13 @@ class Retrieval(Task):
         return {"txt": txt, "mask": mask}
 
     # ------------------------------------------------------------------ pair scoring
-    def pair_scores(self, model, feat, fmask, txt, mask, return_logits=False):
-        """Scores of aligned pairs (row k: video feat[k], text txt[k])."""
-        hidden = self.fused(model, None, txt, mask, feat, fmask)
+    def pair_scores(self, model, feat, fmask, emb, mask, return_logits=False):
+        """Scores of aligned pairs (row k: video features feat[k], text embeddings emb[k])."""
+        hidden = self.fused(model, None, None, mask, feat, fmask, feat_txt=emb)
         if self.ts:
             logit = model.head(hidden)[:, 0]
             return (logit, logit) if return_logits else torch.sigmoid(logit.float())
-        tf_ids = torch.tensor([self.ids["true"], self.ids["false"]], device=txt.device)
+        tf_ids = torch.tensor([self.ids["true"], self.ids["false"]], device=mask.device)
         if return_logits:
             logits = model.mlm(hidden[:, -1])
             return true_false_scores(logits[:, tf_ids], self.cfg.retrieval_score), logits
@@ -93,12 +93,13 @@ class Retrieval(Task):
     def _all_pairs(self, model, batch):
         """B x B in-batch pairs (row video i, column text j)."""
         feat, fmask = model.encode_video(batch["img"])
+        emb = model.embed_text(batch["txt"])  # each video and text encoded once, then paired
         B = feat.shape[0]
         f = feat.repeat_interleave(B, 0)
         m = fmask.repeat_interleave(B, 0)
-        t = batch["txt"].repeat(B, 1)
+        e = emb.repeat(B, 1, 1)
         k = batch["mask"].repeat(B, 1)
-        scores, logits = self.pair_scores(model, f, m, t, k, return_logits=True)
+        scores, logits = self.pair_scores(model, f, m, e, k, return_logits=True)
         vids = batch["video"]
         same = torch.tensor([[a == b for b in vids] for a in vids], device=feat.device)
         return scores.view(B, B), logits, same
@@ -164,6 +165,7 @@ def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
     with every text, `chunk` texts per pass. Returns (video indices, [score column per video])."""
     device = txt.device
     n_t = len(txt)
+    emb = model.embed_text(txt)  # text embeddings once for all videos
     col_idx, cols = [], []
     for index, img in video_batches:
         feats, fmasks = model.encode_video(img.to(device))
@@ -173,7 +175,7 @@ def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
                 e = min(s + chunk, n_t)
                 f = feats[b:b + 1].expand(e - s, -1, -1)
                 m = fmasks[b:b + 1].expand(e - s, -1)
-                col[s:e] = task.pair_scores(model, f, m, txt[s:e], mask[s:e]).float()
+                col[s:e] = task.pair_scores(model, f, m, emb[s:e], mask[s:e]).float()
             cols.append(col.cpu().numpy())
             col_idx.append(int(index[b]))
             if pbar:
