@@ -207,13 +207,23 @@ def fib_item(vid, spec, rng):
     return {"video": vid, "question": q}, a
 
 
-def qamc_item(vid, spec, rng):
+def qamc_items(vid, spec, rng):
+    """TGIF-Action/Transition style: a question with 5 candidate answers, the label is the index.
+    One question of each kind per clip: the actor's colour at the start, its shape, what it does."""
     o0 = spec["objects"][0]
-    order = [ACTIONS[i] for i in rng.permutation(len(ACTIONS))]
-    it = {"video": vid, "question": f"what does the {o0['color']} {o0['shape']} do?",
-          "answer": order.index(spec["action"])}
-    it.update({f"option_{i}": ACTION_TEXT[a] for i, a in enumerate(order)})
-    return it
+    asks = (("color", f"what color is the {o0['shape']} at first?", o0["color"], list(COLORS)),
+            ("shape", f"which shape is {o0['color']} at first?", o0["shape"], list(SHAPES) + ["star", "heart"]),
+            ("action", f"what does the {o0['color']} {o0['shape']} do?", ACTION_TEXT[spec["action"]],
+             list(ACTION_TEXT.values())))
+    items = []
+    for kind, q, right, pool in asks:
+        others = [o for o in pool if o != right]
+        opts = [others[i] for i in rng.permutation(len(others))[:4]]
+        ans = int(rng.integers(5))
+        opts.insert(ans, right)
+        items.append({"video": vid, "question": q, "answer": ans, "type": kind,
+                      **{f"option_{i}": o for i, o in enumerate(opts)}})
+    return items
 
 
 def mc_item(vid, cap, pool, rng):
@@ -332,7 +342,7 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
                                                   [it["answer"] for it in fib["test"]])
 
     # multiple-choice QA (TGIF-Action style)
-    qamc = {s: [qamc_item(v, specs[v], rng) for v in by_split[s]] for s in splits}
+    qamc = {s: [it for v in by_split[s] for it in qamc_items(v, specs[v], rng)] for s in splits}
     dump_json(out / "txt_demo-qamc.json", qamc)
     baselines["qamc (majority answer index)"] = majority([it["answer"] for it in qamc["train"]],
                                                          [it["answer"] for it in qamc["test"]])
@@ -394,7 +404,7 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
     lines = [f"LAVENDER demo dataset (seed {seed}, {n_videos} videos, {sample} frames each, "
              f"{FRAME}x{FRAME}, generated in {elapsed:.1f}s by _tools/make_demo_data.py)",
              f"splits: train {len(by_split['train'])} / val {len(by_split['val'])} / test {len(by_split['test'])} videos",
-             f"items: qa {[len(qa[s]) for s in splits]}, fib/qamc/mc one per video, retrieval "
+             f"items: qa {[len(qa[s]) for s in splits]}, qamc {[len(qamc[s]) for s in splits]}, fib/mc one per video, retrieval "
              f"{[len(ret[s]) for s in splits]} ({n_unique} unique test captions)",
              vocab_msg, "", "Baselines on the test split (answer prior from train, video ignored):"]
     lines += [f"  {k}: {100 * v:.1f}%" for k, v in baselines.items()]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lavender.paths import REPO_ROOT
-from tiny import TINY_MODEL, make_color_world, write_tiny_vocab
+from tiny import make_color_world, tiny_overrides
 
 BENCHMARKS = {  # config -> (script, annotation kind)
     "msrvtt-qa": ("main_qaoe_mlm.py", "qa"), "msvd-qa": ("main_qaoe_mlm.py", "qa"),
@@ -30,22 +30,12 @@ def _run_script(script, argv):
         sys.argv = old
 
 
-def _tiny_overrides(data_dir, out_dir):
-    vocab, n = write_tiny_vocab(str(data_dir))
-    m = TINY_MODEL
-    return ["--data_dir", str(data_dir), "--path_output", str(out_dir), "--tokenizer", vocab,
-            "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--fusion_encoder_rand_init", "true",
-            "--swin_config", json.dumps(m["swin_config"]),
-            "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
-            "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]
-
-
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_benchmark_config_runs_one_step(name, tmp_path):
     script, kind = BENCHMARKS[name]
     cfg = json.load(open(os.path.join(REPO_ROOT, "_args", f"args_{name}.json")))
     world = make_color_world(str(tmp_path / "data"), n_videos=8, dataset=cfg["dataset"], tasks={cfg["task"]: kind})
-    argv = ["--config", f"_args/args_{name}.json"] + _tiny_overrides(world, tmp_path / "out")
+    argv = ["--config", f"_args/args_{name}.json"] + tiny_overrides(world, tmp_path / "out")
     if cfg["size_epoch"]:
         argv += ["--size_epoch", "1"]
     cwd = os.getcwd()
@@ -67,7 +57,7 @@ def test_eval_retrieval_script(tmp_path):
     from lavender.config import load_config
     from lavender.models.pretrained import create_model
     import torch
-    argv = ["--config", "_args/args_msrvtt-retrieval.json"] + _tiny_overrides(world, tmp_path / "out")
+    argv = ["--config", "_args/args_msrvtt-retrieval.json"] + tiny_overrides(world, tmp_path / "out")
     cfg = load_config([os.path.join(REPO_ROOT, a) if a.startswith("_args") else a for a in argv])
     ckpt = tmp_path / "ckpt.pt"
     torch.save(create_model(cfg).state_dict(), ckpt)

@@ -106,3 +106,14 @@ def tiny_argv(data_dir, out_dir, task, type_, **extra):
     with open(path, "w") as f:
         json.dump({k: v for k, v in cfg.items() if k not in ("path_output",)}, f)
     return ["--config", path, "--path_output", str(out_dir)]
+
+
+def tiny_overrides(data_dir, out_dir):
+    """Command-line overrides that turn any benchmark config into a one-step tiny-model run on `data_dir`."""
+    vocab, n = write_tiny_vocab(str(data_dir))
+    m = TINY_MODEL
+    return ["--data_dir", str(data_dir), "--path_output", str(out_dir), "--tokenizer", vocab,
+            "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--fusion_encoder_rand_init", "true",
+            "--swin_config", json.dumps(m["swin_config"]),
+            "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
+            "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]

@@ -80,6 +80,15 @@ def resolve_precision(cfg, device):
     return p
 
 
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def autocast(precision, device):
+    """Mixed-precision context for a resolved precision ("fp32": none)."""
+    dt = AMP_DTYPES.get(precision)
+    return torch.autocast(device.type, dtype=dt) if dt is not None else contextlib.nullcontext()
+
+
 class _Step(torch.nn.Module):
     """Lets DDP see the task's forward: DDP needs the forward to go through its own wrapper."""
 
@@ -97,7 +106,6 @@ class Trainer:
         self.device = dist_info.device
         self.model.to(self.device)
         self.precision = resolve_precision(cfg, self.device)
-        self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.step_module = _Step(model, task)
         if dist_info.distributed:
@@ -188,9 +196,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.precision, self.device)
 
     def train_epoch(self, epoch):
         cfg, loader = self.cfg, self.loaders["train"]

@@ -119,14 +119,15 @@ class Retrieval(Task):
     # ------------------------------------------------------------------ full evaluation
     def evaluate_split(self, trainer, split):
         metrics, scores = score_all_pairs(self, trainer.model, self.datasets[split].items, trainer.d,
-                                          trainer.cfg, desc=f"retrieval {split}")
+                                          trainer.cfg, desc=f"retrieval {split}", precision=trainer.precision)
         if trainer.d.main:
             np.save(os.path.join(trainer.run_dir, f"scores_{split}.npy"), scores)
         return metrics, None
 
 
-def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval"):
-    """Score every (text, video) pair of `items`; returns (metrics, score matrix [texts, videos])."""
+def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precision="fp32"):
+    """Score every (text, video) pair of `items` (under `precision`: fp32/fp16/bf16);
+    returns (metrics, score matrix [texts, videos])."""
     model.eval()
     device = dist_info.device
     videos = list(dict.fromkeys(it["video"] for it in items))
@@ -141,10 +142,11 @@ def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval"):
     loader = DataLoader(vds, batch_size=max(1, min(8, cfg.size_batch)), sampler=sampler,
                         num_workers=cfg.n_workers, collate_fn=task.collate)
     batches = ((b["index"].tolist(), b["img"]) for b in loader if b)
-    from ..engine.trainer import _progress
+    from ..engine.trainer import _progress, autocast
     pbar = _progress(dist_info.main, total=len(sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
     chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
-    col_idx, cols = score_columns(task, model, batches, txt, mask, chunk, pbar)
+    with autocast(precision, device):
+        col_idx, cols = score_columns(task, model, batches, txt, mask, chunk, pbar)
     if pbar:
         pbar.close()
     scores = np.full((len(items), len(videos)), -np.inf, dtype=np.float32)
@@ -185,10 +187,11 @@ def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
 
 def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
     """`eval_retrieval_tsv.py`: every test item is a query; writes scores .npy + metrics.json."""
-    from ..engine.trainer import atomic_json
+    from ..engine.trainer import atomic_json, resolve_precision
     items = task.datasets[split].items
     model.to(dist_info.device)
-    metrics, scores = score_all_pairs(task, model, items, dist_info, cfg, desc=f"retrieval {split}")
+    metrics, scores = score_all_pairs(task, model, items, dist_info, cfg, desc=f"retrieval {split}",
+                                      precision=resolve_precision(cfg, dist_info.device))
     if dist_info.main:
         out = cfg.path_output
         np.save(os.path.join(out, f"scores_{split}.npy"), scores)

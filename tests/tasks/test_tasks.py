@@ -121,3 +121,14 @@ def test_open_ended_qa_learns(tmp_path):
                                      lr=5e-3, img_transform=["img_center_crop"], eval_splits=["val"]))
     assert log["ls_tr"][-1] < log["ls_tr"][0] - 2          # from ~ln(vocab) toward the 4 colours
     assert log["ac_1_vl"][-1] >= 0.45                        # chance: 0.25 (4 colours, balanced)
+
+
+def test_option_index_qa_learns(tmp_path):
+    """TGIF-Action style: the answer's option index at the [MASK], readable only from the frames."""
+    world = make_color_world(str(tmp_path / "w"), n_videos=48, tasks={"tiny-qamc": "qamc"})
+    random.seed(0)
+    log = run(MultipleChoice, tiny_argv(world, tmp_path, "tiny-qamc", "qamc", size_epoch=12, size_batch=8,
+                                        lr=5e-3, img_transform=["img_center_crop"], eval_splits=["val"],
+                                        size_txt=40))
+    assert log["ls_tr"][-1] < log["ls_tr"][0] - 2
+    assert log["ac_vl"][-1] >= 0.5                           # chance: 0.25 (the answer is one of 4 colours)
