@@ -206,7 +206,7 @@ class Trainer:
         loader.sampler.set_epoch(epoch, self.start_in_epoch * cfg.size_batch)
         self.step_module.train()
         total = self.start_in_epoch + len(loader)  # batches in the whole epoch
-        pbar = _progress(self.d.main, total=total, initial=self.start_in_epoch, desc=f"train ep{epoch}")
+        pbar = progress(self.d.main, total=total, initial=self.start_in_epoch, desc=f"train ep{epoch}")
         # a resumed epoch continues the running sums of the interrupted one
         losses, stats_sum = self._partial if self.start_in_epoch else ([], {})
         self._losses, self._stats_sum, t0 = losses, stats_sum, time.time()
@@ -290,7 +290,7 @@ class Trainer:
             return custom(self, split)
         loader = self.loaders[split]
         records = []
-        for batch in _progress(self.d.main, iterable=loader, desc=f"eval {split}", leave=False) or loader:
+        for batch in progress(self.d.main, iterable=loader, desc=f"eval {split}", leave=False) or loader:
             if not batch:
                 continue
             batch = to_device(batch, self.device)
@@ -301,7 +301,7 @@ class Trainer:
                             for k, v in out.items()})
         merged = merge_records(D.all_gather_object(records))
         metrics = self.task.summarize(merged, split)
-        preds = self.task.predictions(merged, split) if hasattr(self.task, "predictions") else None
+        preds = self.task.predictions(merged, split)
         return metrics, preds
 
     def evaluate_all(self, epoch, train_metrics=None):
@@ -406,7 +406,8 @@ def _set_rng(st):
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def _progress(enabled, **kw):
+def progress(enabled, **kw):
+    """A tqdm bar on the main process; None elsewhere."""
     if not enabled:
         return None
     from tqdm import tqdm

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..engine import dist as D
 from ..engine.sampler import ShardSampler
+from ..engine.trainer import atomic_json, autocast, progress, resolve_precision
 from ..metrics import ranks_from_scores, retrieval_metrics
 from .base import ItemDataset, Task, true_false_scores
 
@@ -142,8 +143,7 @@ def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precis
     loader = DataLoader(vds, batch_size=max(1, min(8, cfg.size_batch)), sampler=sampler,
                         num_workers=cfg.n_workers, collate_fn=task.collate)
     batches = ((b["index"].tolist(), b["img"]) for b in loader if b)
-    from ..engine.trainer import _progress, autocast
-    pbar = _progress(dist_info.main, total=len(sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
+    pbar = progress(dist_info.main, total=len(sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
     chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
     with autocast(precision, device):
         col_idx, cols = score_columns(task, model, batches, txt, mask, chunk, pbar)
@@ -187,7 +187,6 @@ def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
 
 def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
     """`eval_retrieval_tsv.py`: every test item is a query; writes scores .npy + metrics.json."""
-    from ..engine.trainer import atomic_json, resolve_precision
     items = task.datasets[split].items
     model.to(dist_info.device)
     metrics, scores = score_all_pairs(task, model, items, dist_info, cfg, desc=f"retrieval {split}",
