@@ -395,7 +395,7 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
     pre_img = {"train": {v: [image_caption(specs[v], t_img)] for v in by_split["train"]},
                "val": {v: [image_caption(specs[v], t_img)] for v in by_split["val"]}}
     dump_json(out / "txt_demoimg.json", pre_img)
-    split_tool.split_parts(out / "img_demo.tsv", "demoimg", out, 1, by_split["train"], by_split["val"], image=True)
+    split_tool.split_parts(out / "img_demo.tsv", "demoimg", out, size_part, by_split["train"], by_split["val"], image=True)
 
     vocab_msg = check_vocab(words)
     if not keep_videos:

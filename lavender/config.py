@@ -48,6 +48,7 @@ DEFAULTS = {
     "retrieval_score": "prob",     # retrieval/MC scoring: "prob" (softmax of true/false) or "ratio" (original)
     "retrieval_text_batch": 0,     # texts fused per video in one pass during full retrieval eval (0: auto)
     "eval_splits": ["val", "test"],
+    "image_datasets": [],          # pretraining: extra dataset names read as images (size_frame 1)
     "mc_mode": "auto",             # multiple choice: "digit" (TGIF), "truefalse" (MSRVTT/LSMDC-MC) or auto
     "log_level": "info",
 }

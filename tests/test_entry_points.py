@@ -51,6 +51,31 @@ def test_benchmark_config_runs_one_step(name, tmp_path):
         assert "ls_tr" in log
 
 
+@pytest.mark.parametrize("name", ["pretrain_webvid", "pretrain_webvid_cc"])
+def test_pretrain_config_runs_one_step(name, tmp_path):
+    sys.path.insert(0, os.path.join(REPO_ROOT, "_tools"))
+    from split_tsv_parts import split_parts
+    cfg = json.load(open(os.path.join(REPO_ROOT, "_args", f"args_{name}.json")))
+    data = tmp_path / "data"
+    world = make_color_world(str(data), n_videos=8, dataset="all", tasks={})
+    keys = [f"video{i}" for i in range(8)]
+    for ds in cfg["dataset"]:  # webvid2.5m: video parts, cc3m: image parts, as the original's layout
+        split_parts(os.path.join(world, "img_all.tsv"), ds, world, 2, keys[:6], keys[6:], image=ds == "cc3m")
+        with open(os.path.join(world, f"txt_{ds}.json"), "w") as f:
+            json.dump({s: {k: [f"a shape number {k[5:]}"] for k in ks} for s, ks in (("train", keys[:6]), ("val", keys[6:]))}, f)
+    argv = ["--config", f"_args/args_{name}.json", "--size_part", "2", "--size_epoch", "1"] + tiny_overrides(world, tmp_path / "out")
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)
+    try:
+        _run_script("main_pretrain_mlm.py", argv)
+    finally:
+        os.chdir(cwd)
+    run_dir = [d for d in os.listdir(tmp_path / "out") if d.startswith("_pretrain_")][0]
+    log = json.load(open(tmp_path / "out" / run_dir / "log.json"))
+    assert {f"ac_vtm_{ds}_vl" for ds in cfg["dataset"]} <= set(log) and "ls_tr" in log
+    assert os.path.exists(tmp_path / "out" / run_dir / "ckpt_violet_pretrain_1.pt")
+
+
 def test_eval_retrieval_script(tmp_path):
     world = make_color_world(str(tmp_path / "data"), n_videos=8, dataset="msrvtt",
                              tasks={"msrvtt-retrieval": "retrieval"})

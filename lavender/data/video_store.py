@@ -68,9 +68,9 @@ class VideoStore:
         """All base64 frame fields of a video (DataError if the key is missing)."""
         return frame_fields(self.tsv.row_by_key(video_id), self.frame_column, file=self.path)
 
-    def frames(self, video_id: str, train: bool = False, rng=None) -> List:
+    def frames(self, video_id: str, train: bool = False, rng=None, fields=None) -> List:
         """Temporally sampled, decoded RGB uint8 frames (no spatial transform)."""
-        fields = self.frame_strings(video_id)
+        fields = self.frame_strings(video_id) if fields is None else fields
         idx = temporal_sample(len(fields), self.size_frame, train, rng)
         cache = {}
         for i in idx:  # padded indices repeat: decode each once
@@ -78,11 +78,11 @@ class VideoStore:
                 cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
         return [cache[i] for i in idx]
 
-    def clip(self, video_id: str, train: bool, rng=None) -> Optional[torch.Tensor]:
+    def clip(self, video_id: str, train: bool, rng=None, fields=None) -> Optional[torch.Tensor]:
         """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""
         rng = rng if rng is not None else _random
         try:
-            frames = self.frames(video_id, train, rng)
+            frames = self.frames(video_id, train, rng, fields)
             return (self.tf_train if train else self.tf_eval)(frames, rng)
         except DataError as e:
             if not self.skip_bad:
@@ -90,6 +90,19 @@ class VideoStore:
             self.n_skipped += 1
             self.skip_reasons[video_id] = str(e)
             return None
+
+    def clip_row(self, i: int, train: bool, rng=None):
+        """(video id, clip) of row `i` (pretraining reads parts by row: no id index needed)."""
+        try:
+            row = self.tsv.row(i)
+            fields = frame_fields(row, self.frame_column, file=self.path)
+        except DataError as e:
+            if not self.skip_bad:
+                raise
+            self.n_skipped += 1
+            self.skip_reasons[f"row {i}"] = str(e)
+            return None, None
+        return row[0], self.clip(row[0], train, rng, fields)
 
     def __repr__(self) -> str:
         return f"VideoStore({self.path!r}, size_frame={self.size_frame}, size_img={self.size_img})"

@@ -124,7 +124,8 @@ class Trainer:
         ds = self.task.datasets[split]
         train = split == "train"
         bs = self.cfg.size_batch if train or not self.cfg.size_batch_eval else self.cfg.size_batch_eval
-        sampler = ShardSampler(len(ds), self.d.rank, self.d.world, shuffle=train, seed=self.cfg.seed)
+        sampler = ShardSampler(len(ds), self.d.rank, self.d.world, shuffle=train, seed=self.cfg.seed,
+                               segments=getattr(ds, "segments", None), batch=bs)
         workers = self.cfg.n_workers
         return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=workers,
                           collate_fn=self.task.collate, pin_memory=self.device.type == "cuda",

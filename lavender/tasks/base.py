@@ -44,7 +44,11 @@ class ItemDataset(Dataset):
     def __getitem__(self, i):
         item = self.items[i]
         rng = random.Random(zlib.crc32(f"{self.seed}/{self.epoch}/{i}".encode()))
-        img = self.store.clip(item["video"], self.train, rng) if self.store is not None else None
+        if "row" in item:  # pretraining: the row gives the video id
+            vid, img = self.store.clip_row(item["row"], self.train, rng)
+            item = dict(item, video=vid)
+        else:
+            img = self.store.clip(item["video"], self.train, rng) if self.store is not None else None
         if img is None and self.store is not None:
             return None  # skip_bad: counted by the store, dropped by collate
         out = {"index": i, "video": item.get("video", "")}

@@ -28,7 +28,7 @@ def test_files_exist(demo):
     names = ["img_demo.tsv", "img_demo.lineidx", "img_demo.id2lineidx.pkl", "txt_demo-qa.json",
              "txt_demo-fib.json", "txt_demo-qamc.json", "txt_demo-mc.json", "txt_demo-retrieval.json",
              "txt_demo.json", "demo_train_0.tsv", "demo_train_1.tsv", "demo_val.tsv", "demo_val.lineidx",
-             "demoimg_train_0.tsv", "demoimg_val.tsv", "txt_demoimg.json", "README.txt"]
+             "demoimg_train_0.tsv", "demoimg_train_1.tsv", "demoimg_val.tsv", "txt_demoimg.json", "README.txt"]
     names += [f"demo_cap/{s}.{x}" for s in ("train", "val", "test")
               for x in ("yaml", "img.tsv", "caption.tsv", "caption_coco_format.json", "caption.linelist.tsv")]
     assert [n for n in names if not (out / n).exists()] == []
@@ -79,6 +79,6 @@ def test_captioning_and_pretraining(demo):
     parts = TSVFileCollection.from_parts(out, "demo", 2)
     assert sorted(parts.keys()) == sorted(pre["train"]) and len(parts.row(0)) == 7
     assert sorted(TSVFile(out / "demo_val.tsv").keys()) == sorted(pre["val"])
-    im = TSVFile(out / "demoimg_train_0.tsv")
+    im = TSVFileCollection.from_parts(out, "demoimg", 2)  # as many image parts as video parts
     assert len(im.row(0)) == 2
     assert sorted(json.loads((out / "txt_demoimg.json").read_text())["train"]) == sorted(im.keys())

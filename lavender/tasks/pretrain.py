@@ -1,0 +1,162 @@
+"""LAVENDER pretraining (SPEC §5.2): masked language modelling (MTM) + video-text matching phrased as
+MLM (VTM: "true"/"false" at a [MASK] appended after the text), equal weights.
+
+Data, as the original: for each dataset in `dataset` (e.g. ["webvid2.5m", "cc3m"]) the frame parts
+`{data_dir}/{name}_train_{0..size_part-1}.tsv` and `{name}_val.tsv` (each with a `.lineidx`), read by
+row, and captions `txt_{name}.json` = {"train": {id: [caption, ...]}, "val": {...}} (first caption).
+Image datasets (cc3m, coco, vg, cc12m and `image_datasets`) give one frame per item. One epoch
+visits the datasets and their parts in order; a batch never mixes two parts.
+
+Differences from the original, on purpose: `p_mask` is honoured (the original hard-codes 0.15, the
+default here); masking is drawn per example from its seeded RNG (reproducible, resumable); VTM is
+scored by the softmax of true/false (`retrieval_score: ratio` gives the original's rule); one
+checkpoint per epoch instead of one per part.
+"""
+import os
+
+import torch
+from torch.utils.data import ConcatDataset
+
+from ..config import ConfigError
+from ..data.video_store import VideoStore, load_annotation_file
+from .base import ItemDataset, Task, true_false_scores
+
+IMAGE_DATASETS = ("cc3m", "coco", "vg", "cc12m")
+
+
+class RowItems:
+    """Items {"row": i} for i < n, without building n dicts."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return {"row": i}
+
+
+class Segmented(ConcatDataset):
+    """Parts one after another; `segments` tells the sampler where each part starts and ends."""
+
+    def __init__(self, parts, names):
+        super().__init__(parts)
+        self.segments, self.names = [len(p) for p in parts], names
+
+    def __getitem__(self, i):
+        out = super().__getitem__(i)
+        if out is not None:
+            out["index"] = i  # global: evaluation merges records by index
+        return out
+
+    def set_epoch(self, epoch):
+        for p in self.datasets:
+            p.set_epoch(epoch)
+
+
+class Pretrain(Task):
+    main_metric = "ac_vtm"
+    pretext_name = "vtm"
+
+    def __init__(self, cfg, tokenizer, build_data=True):
+        if cfg.head != "mlm":
+            raise ConfigError("pretraining is implemented for the LAVENDER MLM model only (head: mlm)")
+        super().__init__(cfg, tokenizer, build_data)
+
+    # ------------------------------------------------------------------ data
+    def dataset_names(self):
+        d = self.cfg.dataset
+        names = [d] if isinstance(d, str) else list(d or [])
+        if not names:
+            raise ConfigError("pretraining needs 'dataset': a name or a list of names")
+        return names
+
+    def part(self, name, split):
+        """ItemDataset over the rows of `{name}_{split}.tsv`, captions from `txt_{name}.json`."""
+        c = self.cfg
+        frames = 1 if name in IMAGE_DATASETS or name in (c.image_datasets or []) else c.size_frame
+        store = VideoStore.from_tsv(os.path.join(c.data_dir, f"{name}_{split}.tsv"), frames, c.size_img,
+                                    img_transform=c.img_transform, frame_column=c.frame_column,
+                                    skip_bad=c.skip_bad)
+        caps = self._captions[name].get("train" if split.startswith("train") else "val", {})
+
+        def encode(item, train, rng):
+            return self.encode_caption(caps.get(item["video"]), rng)
+        return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"), c.seed)
+
+    def build_datasets(self):
+        c = self.cfg
+        names = self.dataset_names()
+        self._captions = {n: load_annotation_file(os.path.join(c.data_dir, f"txt_{n}.json")) for n in names}
+        if c.size_epoch > 0:
+            keys = [(n, f"train_{p}") for n in names for p in range(c.size_part)]
+            self.datasets["train"] = Segmented([self.part(n, s) for n, s in keys], [f"{n}_{s}" for n, s in keys])
+        if "val" in c.eval_splits:
+            self.datasets["val"] = Segmented([self.part(n, "val") for n in names], names)
+
+    def encode_caption(self, captions, rng):
+        """First caption, base-encoded, each non-special token masked with p_mask (label = its id),
+        then the VTM [MASK] appended after the padding (never an MTM target)."""
+        ids = self.ids
+        cap = captions[0] if isinstance(captions, list) and captions else (captions or "")
+        txt = self.encode_base(str(cap), self.cfg.size_txt)
+        special = {ids["cls"], ids["sep"], ids["pad"], ids["mask"]}
+        label = [-1] * len(txt)
+        for k, t in enumerate(txt):
+            if t not in special and rng.random() < self.cfg.p_mask:
+                txt[k], label[k] = ids["mask"], t
+        txt = torch.tensor(txt + [ids["mask"]])
+        return {"txt": txt, "mask": (txt != ids["pad"]).long(), "label": torch.tensor(label + [-1])}
+
+    # ------------------------------------------------------------------ losses
+    def losses(self, model, batch, generator=None):
+        """MTM and VTM losses and hit counts of one batch."""
+        feat, fmask = model.encode_video(batch["img"])
+        emb = model.embed_text(batch["txt"])
+        mask, label = batch["mask"], batch["label"]
+        # MTM: each video with its own masked caption
+        logits, target = self.mlm_at(model, self.fused(model, None, None, mask, feat, fmask, emb), label)
+        ls_mtm = self.ce(logits, target) if len(target) else emb.sum() * 0
+        row = (label >= 0).nonzero()[:, 0]  # example of each MTM target
+        # VTM: each video with its caption (true) and O-1 captions of other batch items (false)
+        B = feat.shape[0]
+        O = min(B, self.cfg.size_batch, 4)
+        pick = [[i] + [j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
+                for i in range(B)]
+        pick = torch.tensor(pick, device=feat.device).view(-1)
+        hidden = self.fused(model, None, None, mask[pick], feat.repeat_interleave(O, 0),
+                            fmask.repeat_interleave(O, 0), emb[pick])
+        vtm_logits = model.mlm(hidden[:, -1])
+        first = torch.arange(B * O, device=feat.device) % O == 0
+        ls_vtm = self.ce(vtm_logits, torch.where(first, self.ids["true"], self.ids["false"]))
+        tf = torch.tensor([self.ids["true"], self.ids["false"]], device=feat.device)
+        score = true_false_scores(vtm_logits[:, tf], self.cfg.retrieval_score).view(B, O)
+        hits = {"mtm_hit": torch.bincount(row, (logits.argmax(-1) == target).float(), minlength=B),
+                "mtm_n": torch.bincount(row, minlength=B), "vtm_hit": (score.argmax(1) == 0).long()}
+        return ls_mtm, ls_vtm, hits  # hits per example
+
+    def train_step(self, model, batch):
+        ls_mtm, ls_vtm, n = self.losses(model, batch)
+        return ls_mtm + ls_vtm, {"ls_mtm": ls_mtm.detach(), "ls_vtm": ls_vtm.detach(),
+                                 "ac_mtm": n["mtm_hit"].sum() / n["mtm_n"].sum().clamp(min=1),
+                                 "ac_vtm": n["vtm_hit"].float().mean()}
+
+    def eval_step(self, model, batch):
+        g = torch.Generator().manual_seed(int(batch["index"][0]))  # the same negatives every evaluation
+        _, _, hits = self.losses(model, batch, g)
+        return {"index": batch["index"], **hits}
+
+    def summarize(self, records, split):
+        ds = self.datasets[split]
+        idx = records["index"]
+        out, starts = {}, [0] + list(torch.tensor(ds.segments).cumsum(0).tolist())
+        for name, a, b in zip(ds.names, starts, starts[1:]):
+            sel = (idx >= a) & (idx < b)
+            out[f"ac_mtm_{name}"] = float(records["mtm_hit"][sel].sum() / max(records["mtm_n"][sel].sum(), 1))
+            out[f"ac_vtm_{name}"] = float(records["vtm_hit"][sel].mean()) if sel.any() else 0.0
+        for k in ("mtm", "vtm"):
+            out[f"ac_{k}"] = float(sum(out[f"ac_{k}_{n}"] for n in ds.names) / len(ds.names))
+        return out

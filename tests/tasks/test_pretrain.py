@@ -1,0 +1,97 @@
+"""Pretraining: part files of a video and an image dataset, masking, segment-pure batches, learning,
+and a checkpoint that a downstream task starts from."""
+import glob
+import json
+import os
+import random
+import sys
+
+import pytest
+import torch
+
+from lavender.config import load_config
+from lavender.engine.run import run
+from lavender.engine.sampler import ShardSampler
+from lavender.tasks.pretrain import Pretrain
+from lavender.tasks.retrieval import Retrieval
+from lavender.tokenizer import load_tokenizer
+from tiny import COLORS, make_color_world, tiny_argv, write_tiny_vocab
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "_tools"))
+from split_tsv_parts import split_parts  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pre_world(tmp_path_factory):
+    """Colour world as pretraining parts: `tinyvid` (2 frames per row) and `tinyimg` (1 frame), 2 parts each."""
+    root = make_color_world(str(tmp_path_factory.mktemp("pre")), n_videos=32, tasks={"tiny-retrieval": "retrieval"})
+    keys = [f"video{i}" for i in range(32)]
+    train, val = keys[:24], keys[24:]
+    caps = {k: f"a {list(COLORS)[i % 4]} {('circle', 'square')[(i // 4) % 2]} moves right" for i, k in enumerate(keys)}
+    for name, image in (("tinyvid", False), ("tinyimg", True)):
+        split_parts(os.path.join(root, "img_tiny.tsv"), name, root, 2, train, val, image=image)
+        with open(os.path.join(root, f"txt_{name}.json"), "w") as f:
+            json.dump({"train": {k: [caps[k]] for k in train}, "val": {k: [caps[k]] for k in val}}, f)
+    return root
+
+
+def _argv(world, tmp_path, **kw):
+    cfg = dict(dataset=["tinyvid", "tinyimg"], image_datasets=["tinyimg"], size_part=2, size_epoch=1,
+               size_batch=4, img_transform=["img_center_crop"], eval_splits=["val"], lr=5e-3)
+    cfg.update(kw)
+    return tiny_argv(world, tmp_path, "tiny-pretrain", "pretrain", **cfg)
+
+
+def test_segment_sampler_keeps_parts_apart():
+    segs = [7, 5, 9]
+    starts = [0, 7, 12, 21]
+    part = {i: p for p in range(3) for i in range(starts[p], starts[p + 1])}
+    for world in (1, 2, 3):
+        per_rank = [list(ShardSampler(21, r, world, shuffle=True, seed=3, segments=segs, batch=4)) for r in range(world)]
+        assert len({len(x) for x in per_rank}) == 1                     # same number of steps on every rank
+        for idx in per_rank:
+            assert len(idx) == len(ShardSampler(21, 0, world, shuffle=True, segments=segs, batch=4))
+            for b in range(0, len(idx), 4):
+                assert len({part[i] for i in idx[b:b + 4]}) == 1          # no batch mixes two parts
+        assert set().union(*per_rank) == set(range(21))                 # every sample seen
+    ev = [list(ShardSampler(21, r, 2, shuffle=False, segments=segs, batch=4)) for r in range(2)]
+    assert set(ev[0]) | set(ev[1]) == set(range(21))
+
+
+def test_masking_and_layout(pre_world, tmp_path):
+    cfg = load_config(_argv(pre_world, tmp_path, p_mask=0.5))
+    task = Pretrain(cfg, load_tokenizer(write_tiny_vocab(pre_world)[0]))
+    ids, S = task.ids, cfg.size_txt
+    assert task.datasets["train"].segments == [12, 12, 12, 12]
+    assert task.datasets["val"].names == ["tinyvid", "tinyimg"]
+    assert task.datasets["train"][0]["img"].shape[0] == cfg.size_frame   # video part
+    assert task.datasets["train"][30]["img"].shape[0] == 1              # image part
+    n_masked, n_words = 0, 0
+    for i in range(40):
+        out = task.encode_caption(["a red circle moves right"], random.Random(i))
+        txt, lab = out["txt"].tolist(), out["label"].tolist()
+        assert len(txt) == S + 1 and txt[-1] == ids["mask"] and lab[-1] == -1   # the VTM [MASK], never an MTM target
+        assert txt[0] == ids["cls"] and lab[0] == -1
+        for t, l in zip(txt[:-1], lab[:-1]):
+            if l >= 0:
+                assert t == ids["mask"] and l not in (ids["cls"], ids["sep"], ids["pad"])
+        n_masked += sum(l >= 0 for l in lab)
+        n_words += 5
+    assert 0.35 < n_masked / n_words < 0.65                               # p_mask honoured
+
+
+def test_pretrain_learns_and_feeds_finetuning(pre_world, tmp_path):
+    random.seed(0)
+    log = run(Pretrain, _argv(pre_world, tmp_path, size_epoch=6))
+    for k in ("ac_mtm_vl", "ac_vtm_vl", "ac_mtm_tinyvid_vl", "ac_vtm_tinyimg_vl", "ls_mtm_tr", "ls_vtm_tr"):
+        assert len(log[k]) == 6, k
+    assert log["ls_mtm_tr"][-1] < log["ls_mtm_tr"][0] - 1
+    assert log["ac_mtm_vl"][-1] > 0.3                   # masked words are mostly colours/shapes: read off the frames
+    ckpt = sorted(glob.glob(str(tmp_path / "_tiny-pretrain_*" / "ckpt_violet_tiny-pretrain_6.pt")))
+    assert ckpt
+    sd = torch.load(ckpt[0], map_location="cpu")
+    assert "fc_mtm.predictions.decoder.weight" in sd and any(k.startswith("enc_img.") for k in sd)
+    # a downstream run starts from it (strict load) and evaluates zero-shot first
+    ft = run(Retrieval, tiny_argv(pre_world, tmp_path / "ft", "tiny-retrieval", "retrieval", path_ckpt=ckpt[0],
+                                  max_steps=1, eval_splits=["val"], img_transform=["img_center_crop"]))
+    assert ft["epoch"][0] == 0 and "r@1_vl" in ft
