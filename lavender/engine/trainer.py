@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 
 import numpy as np
@@ -346,8 +347,10 @@ class Trainer:
             sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
             path = os.path.join(self.run_dir, f"ckpt_violet_{self.cfg.task}_{epoch}.pt")
             atomic_save(sd, path)
-            if is_best:
-                atomic_save(sd, os.path.join(self.run_dir, f"ckpt_violet_{self.cfg.task}_best.pt"))
+            if is_best:  # a file copy, not a second serialisation
+                best = os.path.join(self.run_dir, f"ckpt_violet_{self.cfg.task}_best.pt")
+                shutil.copyfile(path, best + ".tmp")
+                os.replace(best + ".tmp", best)
             log.info("saved %s%s", path, " (best so far)" if is_best else "")
         self._save_resume(epoch + 1, 0)
 

@@ -91,6 +91,10 @@ def test_pretrain_learns_and_feeds_finetuning(pre_world, tmp_path):
     assert ckpt
     sd = torch.load(ckpt[0], map_location="cpu")
     assert "fc_mtm.predictions.decoder.weight" in sd and any(k.startswith("enc_img.") for k in sd)
+    best_epoch = log["epoch"][max(range(6), key=lambda i: (log["ac_vtm_vl"][i], -i))]
+    best = torch.load(ckpt[0].replace("_6.pt", "_best.pt"), map_location="cpu")
+    at_best = torch.load(ckpt[0].replace("_6.pt", f"_{best_epoch}.pt"), map_location="cpu")
+    assert all(torch.equal(best[k], at_best[k]) for k in sd)  # best = the checkpoint of the best val epoch
     # a downstream run starts from it (strict load) and evaluates zero-shot first
     ft = run(Retrieval, tiny_argv(pre_world, tmp_path / "ft", "tiny-retrieval", "retrieval", path_ckpt=ckpt[0],
                                   max_steps=1, eval_splits=["val"], img_transform=["img_center_crop"]))
