@@ -61,9 +61,11 @@ def test_pretrain_config_runs_one_step(name, tmp_path):
     keys = [f"video{i}" for i in range(8)]
     for ds in cfg["dataset"]:  # webvid2.5m: video parts, cc3m: image parts, as the original's layout
         split_parts(os.path.join(world, "img_all.tsv"), ds, world, 2, keys[:6], keys[6:], image=ds == "cc3m")
+        caps = {s: {k: [f"a shape number {k[5:]}"] for k in ks} for s, ks in (("train", keys[:6]), ("val", keys[6:]))}
         with open(os.path.join(world, f"txt_{ds}.json"), "w") as f:
-            json.dump({s: {k: [f"a shape number {k[5:]}"] for k in ks} for s, ks in (("train", keys[:6]), ("val", keys[6:]))}, f)
-    argv = ["--config", f"_args/args_{name}.json", "--size_part", "2", "--size_epoch", "1"] + tiny_overrides(world, tmp_path / "out")
+            json.dump(caps, f)
+    argv = ["--config", f"_args/args_{name}.json", "--size_part", "2", "--size_epoch", "1"]
+    argv += tiny_overrides(world, tmp_path / "out")
     cwd = os.getcwd()
     os.chdir(REPO_ROOT)
     try:

@@ -85,7 +85,9 @@ class Pretrain(Task):
 
         def encode(item, train, rng):
             return self.encode_caption(caps.get(item["video"]), rng)
-        return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"), c.seed)
+        # the part in the seed: rows with the same number in two parts draw different masks/crops
+        return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"),
+                           seed=f"{c.seed}/{name}_{split}")
 
     def build_datasets(self):
         c = self.cfg
