@@ -12,6 +12,7 @@ default here); masking is drawn per example from its seeded RNG (reproducible, r
 scored by the softmax of true/false (`retrieval_score: ratio` gives the original's rule); one
 checkpoint per epoch instead of one per part.
 """
+import itertools
 import os
 
 import torch
@@ -120,18 +121,23 @@ class Pretrain(Task):
         emb = model.embed_text(batch["txt"])
         mask, label = batch["mask"], batch["label"]
         # MTM: each video with its own masked caption
-        logits, target = self.mlm_at(model, self.fused(model, None, None, mask, feat, fmask, emb), label)
+        pos = self.fused(model, None, None, mask, feat, fmask, emb)
+        logits, target = self.mlm_at(model, pos, label)
         ls_mtm = self.ce(logits, target) if len(target) else emb.sum() * 0
         row = (label >= 0).nonzero()[:, 0]  # example of each MTM target
-        # VTM: each video with its caption (true) and O-1 captions of other batch items (false)
+        # VTM: each video with its caption (true: the MTM pass above is that pair, so it is not run
+        # again) and O-1 captions of other batch items (false)
         B = feat.shape[0]
         O = min(B, self.cfg.size_batch, 4)
-        pick = [[i] + [j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
-                for i in range(B)]
-        pick = torch.tensor(pick, device=feat.device).view(-1)
-        hidden = self.fused(model, None, None, mask[pick], feat.repeat_interleave(O, 0),
-                            fmask.repeat_interleave(O, 0), emb[pick])
-        vtm_logits = model.mlm(hidden[:, -1])
+        last = pos[:, -1:]
+        if O > 1:
+            neg = [[j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
+                   for i in range(B)]
+            neg = torch.tensor(neg, device=feat.device).view(-1)
+            hidden = self.fused(model, None, None, mask[neg], feat.repeat_interleave(O - 1, 0),
+                                fmask.repeat_interleave(O - 1, 0), emb[neg])
+            last = torch.cat([last, hidden[:, -1].view(B, O - 1, -1)], 1)
+        vtm_logits = model.mlm(last.reshape(B * O, -1))
         first = torch.arange(B * O, device=feat.device) % O == 0
         ls_vtm = self.ce(vtm_logits, torch.where(first, self.ids["true"], self.ids["false"]))
         tf = torch.tensor([self.ids["true"], self.ids["false"]], device=feat.device)
@@ -154,7 +160,7 @@ class Pretrain(Task):
     def summarize(self, records, split):
         ds = self.datasets[split]
         idx = records["index"]
-        out, starts = {}, [0] + list(torch.tensor(ds.segments).cumsum(0).tolist())
+        out, starts = {}, list(itertools.accumulate(ds.segments, initial=0))
         for name, a, b in zip(ds.names, starts, starts[1:]):
             sel = (idx >= a) & (idx < b)
             out[f"ac_mtm_{name}"] = float(records["mtm_hit"][sel].sum() / max(records["mtm_n"][sel].sum(), 1))
