@@ -34,10 +34,11 @@ def session(task_cls, argv=None, overrides=None, **task_kw):
         log.info("task %s (%s), world size %d, device %s, %.1fM parameters", cfg.task, task_cls.__name__,
                  d.world, d.device, sum(p.numel() for p in model.parameters()) / 1e6)
         yield cfg, d, task, model
-        store = getattr(task, "store", None)
-        if store is not None and store.n_skipped:
-            log.warning("skipped %d bad/missing videos (skip_bad): %s", store.n_skipped,
-                        list(store.skip_reasons.items())[:5])
+        stores = getattr(task, "stores", None) or [getattr(task, "store", None)]  # pretraining: one per part
+        skipped = sum(s.n_skipped for s in stores if s is not None)
+        if skipped:
+            reasons = [r for s in stores if s is not None for r in s.skip_reasons.items()]
+            log.warning("skipped %d bad/missing videos (skip_bad): %s", skipped, reasons[:5])
     except (DataError, FileNotFoundError) as e:
         log.error("%s", e)
         sys.exit(f"error: {e}")

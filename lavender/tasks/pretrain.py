@@ -82,6 +82,7 @@ class Pretrain(Task):
         store = VideoStore.from_tsv(os.path.join(c.data_dir, f"{name}_{split}.tsv"), frames, c.size_img,
                                     img_transform=c.img_transform, frame_column=c.frame_column,
                                     skip_bad=c.skip_bad)
+        self.stores.append(store)
         caps = self._captions[name].get("train" if split.startswith("train") else "val", {})
 
         def encode(item, train, rng):
@@ -93,6 +94,7 @@ class Pretrain(Task):
     def build_datasets(self):
         c = self.cfg
         names = self.dataset_names()
+        self.stores = []
         self._captions = {n: load_annotation_file(os.path.join(c.data_dir, f"txt_{n}.json")) for n in names}
         if c.size_epoch > 0:
             keys = [(n, f"train_{p}") for n in names for p in range(c.size_part)]
