@@ -195,7 +195,7 @@ def bench_retrieval(args) -> dict:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lavender.engine.trainer import autocast, resolve_precision
+    from lavender.engine.precision import autocast, resolve_precision
     from lavender.tasks.retrieval import Retrieval, score_columns
 
     torch.manual_seed(0)

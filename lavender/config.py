@@ -242,7 +242,5 @@ def for_task(cfg, entry):
 
 def save_config(cfg, path):
     """Write the resolved config as JSON (atomically)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(cfg), f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    from .fileio import atomic_json
+    atomic_json(dict(cfg), path, indent=2, sort_keys=True, default=str)

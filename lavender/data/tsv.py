@@ -17,10 +17,10 @@ import bisect
 import contextlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
+from ..fileio import atomic_write
 from .errors import DataError
 
 __all__ = [
@@ -38,26 +38,6 @@ def lineidx_path_for(tsv_path) -> str:
 def id2lineidx_path_for(tsv_path) -> str:
     """``X.tsv`` -> ``X.id2lineidx.pkl``."""
     return os.path.splitext(str(tsv_path))[0] + ".id2lineidx.pkl"
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
-    """Open a temp file next to `path`; on success move it over `path` (never a half-written file)."""
-    path = str(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def write_lineidx(path, offsets: Iterable[int]) -> None:

@@ -9,7 +9,9 @@ from ..config import ConfigError, load_config, save_config
 from ..data.errors import DataError
 from ..tokenizer import load_tokenizer
 from . import dist as D
-from .trainer import Trainer, seed_everything, setup_logging
+from .logs import setup_logging
+from .rng import seed_everything
+from .trainer import Trainer
 
 log = logging.getLogger("lavender")
 

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
 
@@ -15,32 +14,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import save_config
+from ..fileio import atomic_json, atomic_torch_save as atomic_save
 from ..data.collate import seed_worker
 from . import dist as D
+from .logs import fmt_metrics as _fmt, progress, setup_logging
 from .optim import build_optimizer, build_scheduler
+from .precision import autocast, resolve_precision
+from .rng import get_rng_state as _get_rng, set_rng_state as _set_rng
 from .sampler import ShardSampler
 
 log = logging.getLogger("lavender")
-
-
-def setup_logging(level="info", main=True, path=None):
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    log.setLevel(getattr(logging, level.upper()) if main else logging.WARNING)
-    if not log.handlers:
-        h = logging.StreamHandler()
-        h.setFormatter(fmt)
-        log.addHandler(h)
-    if path:
-        fh = logging.FileHandler(path)
-        fh.setFormatter(fmt)
-        log.addHandler(fh)
-    log.propagate = False
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def to_device(batch, device):
@@ -51,43 +34,6 @@ def to_device(batch, device):
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
-
-
-def atomic_save(obj, path):
-    """torch.save to a temporary file, then rename: never a half-written checkpoint."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_json(obj, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
-def resolve_precision(cfg, device):
-    """fp32 / fp16 / bf16; the original configs' `deepspeed: true` means fp16 on a GPU."""
-    p = cfg.precision
-    if p == "auto":
-        p = "fp16" if (cfg.deepspeed and device.type == "cuda") else "fp32"
-        if cfg.deepspeed:
-            log.info("config has deepspeed=true: DeepSpeed is not used; mapped to %s mixed precision "
-                     "(%s)", p, "GPU" if device.type == "cuda" else "no GPU, so fp32")
-    if p == "fp16" and device.type != "cuda":
-        log.warning("fp16 needs a GPU; using fp32 on %s", device)
-        p = "fp32"
-    return p
-
-
-AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def autocast(precision, device):
-    """Mixed-precision context for a resolved precision ("fp32": none)."""
-    dt = AMP_DTYPES.get(precision)
-    return torch.autocast(device.type, dtype=dt) if dt is not None else contextlib.nullcontext()
 
 
 class _Step(torch.nn.Module):
@@ -395,28 +341,3 @@ def merge_records(per_rank):
     return merged
 
 
-def _get_rng():
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng(st):
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def progress(enabled, **kw):
-    """A tqdm bar on the main process; None elsewhere."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(dynamic_ncols=True, **kw)
-
-
-def _fmt(d):
-    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())

@@ -18,7 +18,9 @@ from torch.utils.data import DataLoader
 
 from ..engine import dist as D
 from ..engine.sampler import ShardSampler
-from ..engine.trainer import atomic_json, autocast, progress, resolve_precision
+from ..engine.logs import progress
+from ..engine.precision import autocast, resolve_precision
+from ..fileio import atomic_json
 from ..metrics import ranks_from_scores, retrieval_metrics
 from .base import ItemDataset, Task, true_false_scores
 
