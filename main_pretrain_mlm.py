@@ -5,7 +5,6 @@
         --config _args/args_pretrain_webvid_cc.json --path_output _snapshot
 """
 from lavender.engine.run import run
-from lavender.tasks.pretrain import Pretrain
 
 if __name__ == "__main__":
-    run(Pretrain)
+    run("pretrain")

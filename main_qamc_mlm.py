@@ -4,7 +4,6 @@ LSMDC-MC (true/false per option), selected by the config's task (or `--mc_mode`)
     python main_qamc_mlm.py --config _args/args_tgif-action.json --path_output _snapshot [--path_ckpt X.pt]
 """
 from lavender.engine.run import run
-from lavender.tasks.qa_mc import MultipleChoice
 
 if __name__ == "__main__":
-    run(MultipleChoice)
+    run("qamc")

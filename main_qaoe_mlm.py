@@ -3,7 +3,6 @@
     python main_qaoe_mlm.py --config _args/args_msrvtt-qa.json --path_output _snapshot [--path_ckpt X.pt]
 """
 from lavender.engine.run import run
-from lavender.tasks.qa_oe import QAOpenEnded
 
 if __name__ == "__main__":
-    run(QAOpenEnded)
+    run("qaoe")

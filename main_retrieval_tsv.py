@@ -4,7 +4,6 @@ true/false at a [MASK]; validation by R@1/5/10 over all val pairs, best checkpoi
     python main_retrieval_tsv.py --config _args/args_msrvtt-retrieval.json --path_output _snapshot
 """
 from lavender.engine.run import run
-from lavender.tasks.retrieval import Retrieval
 
 if __name__ == "__main__":
-    run(Retrieval)
+    run("retrieval")

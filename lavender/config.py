@@ -50,6 +50,7 @@ DEFAULTS = {
     "eval_splits": ["val", "test"],
     "image_datasets": [],          # pretraining: extra dataset names read as images (size_frame 1)
     "mc_mode": "auto",             # multiple choice: "digit" (TGIF), "truefalse" (MSRVTT/LSMDC-MC) or auto
+    "task_sampling": "uniform",    # multi-task: which task a step serves, "uniform" (original) or "proportional"
     "log_level": "info",
 }
 
@@ -64,7 +65,10 @@ class ConfigError(ValueError):
 
 
 class Config(dict):
-    """A dict with attribute access (`cfg.size_batch`), as the original's args object."""
+    """A dict with attribute access (`cfg.size_batch`), as the original's args object.
+    `cli_keys` (not a dict item) names the keys set on the command line."""
+
+    cli_keys = frozenset()
 
     def __getattr__(self, key):
         try:
@@ -76,7 +80,9 @@ class Config(dict):
         self[key] = value
 
     def copy(self):
-        return Config(dict.copy(self))
+        out = Config(dict.copy(self))
+        object.__setattr__(out, "cli_keys", self.cli_keys)
+        return out
 
 
 def _unknown(key, valid):
@@ -202,7 +208,9 @@ def load_config(argv=None, defaults=None):
                     entry["data_dir"] = repo_path(entry["data_dir"])
     cfg["config"] = known.config
 
-    for key, raw in _parse_overrides(rest).items():
+    overrides = _parse_overrides(rest)
+    object.__setattr__(cfg, "cli_keys", frozenset(overrides))
+    for key, raw in overrides.items():
         if key not in DEFAULTS:
             raise ConfigError(_unknown(key, DEFAULTS))
         like = from_file.get(key, DEFAULTS[key])
@@ -228,16 +236,19 @@ def validate(cfg):
         raise ConfigError(f"retrieval_score must be 'prob' or 'ratio', got {cfg.retrieval_score!r}")
     if cfg.size_frame > cfg.max_size_frame:
         raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
+    if cfg.task_sampling not in ("uniform", "proportional"):
+        raise ConfigError(f"task_sampling must be 'uniform' or 'proportional', got {cfg.task_sampling!r}")
     if cfg.grad_accum < 1 or cfg.size_batch < 1:
         raise ConfigError("size_batch and grad_accum must be >= 1")
     return cfg
 
 
 def for_task(cfg, entry):
-    """A per-task view of a multi-task config: the entry's keys override the global ones."""
+    """A per-task view of a multi-task config: the entry's keys override the global ones, and keys
+    given on the command line override the entry's (they apply to every task)."""
     sub = cfg.copy()
-    sub.update(entry)
-    return sub
+    sub.update({k: v for k, v in entry.items() if k not in cfg.cli_keys})
+    return validate(sub)
 
 
 def save_config(cfg, path):

@@ -36,10 +36,20 @@ class ModelConfig:
     bert: dict = field(default_factory=_default_bert)
     max_size_frame: int = 6
     max_size_patch: int = 14
-    head: str = "mlm"              # "mlm" or "task_specific"
+    head: str = "mlm"              # "mlm" or "task_specific" (one head `fc` of head_size outputs)
     head_size: int = 1             # K outputs of the task-specific head
+    heads: dict = None             # {name: K} MLP heads, None for the MLM head fc_mtm; overrides head/head_size
     n_task_tokens: int = N_TASK_TOKENS
     attn_implementation: str = "sdpa"  # fusion encoder attention: "sdpa" or "eager"
+
+    def __post_init__(self):
+        if self.heads is None:
+            if self.head not in ("mlm", "task_specific"):
+                raise ValueError(f"head must be 'mlm' or 'task_specific', got {self.head!r}")
+            self.heads = {"fc_mtm": None} if self.head == "mlm" else {"fc": self.head_size}
+        bad = [n for n, k in self.heads.items() if (k is None) != (n == "fc_mtm") or not n.startswith("fc")]
+        if bad:
+            raise ValueError(f"heads {bad}: 'fc_mtm' is the MLM head (None); other heads are named fc* with a size")
 
     def bert_config(self):
         cfg = BertConfig(**self.bert)
@@ -91,12 +101,9 @@ def model_config(args, bert_dir=None):
                                 use_checkpoint=bool(_get(args, "use_checkpoint", False)))
     name = _get(args, "fusion_encoder", None) or _get(args, "txt_backbone", "bert-base-uncased")
     bert = bert_settings(name, bert_dir or _get(args, "bert_dir"), _get(args, "bert_config"))
-    head = _get(args, "head", "mlm")
-    if head not in ("mlm", "task_specific"):
-        raise ValueError(f"head must be 'mlm' or 'task_specific', got {head!r}")
     return ModelConfig(swin=swin, bert=bert, max_size_frame=int(_get(args, "max_size_frame", 6)),
-                       max_size_patch=int(_get(args, "max_size_patch", 14)), head=head,
-                       head_size=int(_get(args, "head_size", 1)),
+                       max_size_patch=int(_get(args, "max_size_patch", 14)), head=_get(args, "head", "mlm"),
+                       head_size=int(_get(args, "head_size", 1)), heads=_get(args, "heads"),
                        attn_implementation=_get(args, "attn_implementation", "sdpa"))
 
 
@@ -153,7 +160,9 @@ class EncTxt(nn.Module):
 
 
 class Lavender(nn.Module):
-    """LAVENDER; ``head`` "mlm" (unified model) or "task_specific" (baseline MLP head on the first text token)."""
+    """LAVENDER with the heads of ``cfg.heads``: the MLM head ``fc_mtm`` (the unified model; it comes with
+    the task-token table ``emb_task``) and/or baseline MLP heads on the first text token (``fc``,
+    and per-task ``fc_{type}_{task}`` in the multi-head baseline)."""
 
     def __init__(self, cfg: ModelConfig = None):
         super().__init__()
@@ -163,23 +172,23 @@ class Lavender(nn.Module):
         H = bc.hidden_size
         self.hidden_size = H
         self.task_tok2id = dict(TASK_TOK2ID)
-        if cfg.head == "mlm":
+        if self.has_mlm:
             self.emb_task = nn.Parameter(0.02 * torch.randn(cfg.n_task_tokens, H))
         self.enc_txt = EncTxt(bc)
         self.trsfr = BertEncoder(bc)
         self.enc_img = EncVideo(cfg.swin, H, cfg.max_size_frame, cfg.max_size_patch)
         for m in (self.enc_txt, self.trsfr):
             m.apply(self._init_bert)
-        if cfg.head == "mlm":
+        for name, k in cfg.heads.items():
+            if k is None:
+                continue
+            setattr(self, name, nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, k)))
+        if self.has_mlm:
             self.fc_mtm = BertOnlyMLMHead(bc)
             self.fc_mtm.apply(self._init_bert)
             nn.init.zeros_(self.fc_mtm.predictions.bias)
             # As in the original (and transformers 4.x), the decoder bias IS predictions.bias.
             self.fc_mtm.predictions.decoder.bias = self.fc_mtm.predictions.bias
-        elif cfg.head == "task_specific":
-            self.fc = nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, cfg.head_size))
-        else:
-            raise ValueError(f"unknown head {cfg.head!r}")
 
     def _init_bert(self, m):
         std = self.bert_config.initializer_range
@@ -197,8 +206,8 @@ class Lavender(nn.Module):
             nn.init.zeros_(m.bias)
 
     @property
-    def head_type(self):
-        return self.cfg.head
+    def has_mlm(self):
+        return "fc_mtm" in self.cfg.heads
 
     def set_attn_implementation(self, name):
         """Switch the fusion encoder between "sdpa" and "eager" attention."""
@@ -218,8 +227,8 @@ class Lavender(nn.Module):
         if task_token is not None and prompt_ids is not None:
             raise ValueError("pass either task_token or prompt_ids, not both")
         if task_token is not None:
-            if not hasattr(self, "emb_task"):
-                raise ValueError("this model has no task tokens (task-specific head)")
+            if not self.has_mlm:
+                raise ValueError("this model has no task tokens (no MLM head)")
             idx = self.task_tok2id[task_token] if isinstance(task_token, str) else int(task_token)
             # Raw row: no LayerNorm, no position embedding (as the original).
             feat = self.emb_task[idx].view(1, 1, -1).expand(batch_size, 1, -1)
@@ -270,13 +279,13 @@ class Lavender(nn.Module):
         """MLM logits [..., V] (fc_mtm, not tied to the word embeddings)."""
         return self.fc_mtm(hidden)
 
-    def head(self, hidden):
-        """Task-specific head on the first text-part token: [B, K]."""
-        return self.fc(hidden[:, 0])
+    def head(self, hidden, name="fc"):
+        """A task-specific head on the first text-part token: [B, K]."""
+        return getattr(self, name)(hidden[:, 0])
 
     def forward(self, img, txt, mask, task_token=None, prompt_ids=None, prompt_mask=None, odr=None):
         """MLM logits of the text part [B, Lp+Lt, V] (task-specific models: head output [B, K])."""
         feat_img, mask_img = self.encode_video(img, odr)
         pre = self.pretext(txt.shape[0], task_token, prompt_ids, prompt_mask)
         hidden = self.fuse(feat_img, mask_img, self.embed_text(txt), mask, pretext=pre)
-        return self.mlm(hidden) if self.cfg.head == "mlm" else self.head(hidden)
+        return self.mlm(hidden) if self.has_mlm else self.head(hidden)

@@ -17,13 +17,13 @@ from .lavender import build_model
 log = logging.getLogger("lavender")
 
 
-def create_model(cfg, head_size=None):
-    """Build the model for a run config and load its starting weights."""
+def create_model(cfg, heads=None):
+    """Build the model for a run config (with `heads`, see `ModelConfig.heads`) and load its starting weights."""
     bert_name = cfg.get("fusion_encoder") or cfg.get("txt_backbone")
     bert_dir = resolve_bert_dir(bert_name)
     args = dict(cfg)
-    if head_size is not None:
-        args["head_size"] = head_size
+    if heads is not None:
+        args["heads"] = heads
     model = build_model(args, bert_dir=bert_dir)
     info = log.info
     if cfg.get("path_ckpt"):
@@ -37,7 +37,7 @@ def create_model(cfg, head_size=None):
                 f"{os.path.join(MODELS_DIR, 'bert-base-uncased')}/ (see _models/README.md), "
                 f"or pass --path_ckpt, or --fusion_encoder_rand_init true to start from random weights")
         rep = load_weights(model, bert_dir, log=info)
-        if model.head_type == "mlm" and any(k.startswith("fc_mtm.predictions.decoder.weight") for k in rep.missing):
+        if model.has_mlm and any(k.startswith("fc_mtm.predictions.decoder.weight") for k in rep.missing):
             # A BertModel checkpoint has no MLM head: start the decoder as HF ties it, from the word embeddings.
             with torch.no_grad():
                 model.fc_mtm.predictions.decoder.weight.copy_(model.enc_txt.emb_txt.word_embeddings.weight)

@@ -1,8 +1,12 @@
-"""What every task shares: the dataset over (video, annotation item) pairs, the pretext (task token /
-prompt), and running the model with MLM logits only where they are needed.
+"""The task contract and what every task shares: the dataset over (video, annotation item) pairs,
+the pretext (task token / prompt), and running the model with MLM logits only where they are needed.
 
-A task family subclasses `Task` and writes four things: `encode` (item -> token ids + labels),
-`train_step`, `eval_step` and `summarize`. The engine does the rest.
+The engine (`lavender.engine.trainer`) calls a task only through the methods of `Task` listed under
+"contract" below. A task family subclasses `Task` and usually writes four things: `encode` (item ->
+token ids + labels), `train_step`, `eval_step` and `summarize`; a family whose evaluation is not a
+loop over batches (retrieval's all-pairs scoring, captioning's decoding) overrides `evaluate`.
+The head (MLM or a task-specific baseline head) is decided by which class is built
+(`lavender.tasks.build_task`), never by branches inside a class.
 """
 import os
 import random
@@ -14,6 +18,7 @@ from torch.utils.data import Dataset
 
 from ..data.collate import collate_dicts
 from ..data.video_store import VideoStore, load_annotation_file, load_annotations
+from ..engine.loader import EpochLoader
 from ..tokenizer import special_ids
 
 # Prompt sentences of the original (SPEC §2.8); used only with enable_prompt.
@@ -61,13 +66,15 @@ class ItemDataset(Dataset):
 class Task:
     """Base class: builds datasets from `{data_dir}/img_{dataset}.tsv` + `txt_{task}.json`."""
 
-    main_metric = "ac"
+    main_metric = "ac"        # the metric of `summarize` whose val value picks the best checkpoint
+    main_scale = 1.0          # main_metric / main_scale is in [0, 1] (multi-task averages them)
     pretext_name = "vtm"      # task token / prompt key (SPEC §2.8)
+    head_name = "fc"          # task-specific baselines: the model's MLP head they use
 
     def __init__(self, cfg, tokenizer, build_data=True):
         self.cfg, self.tok = cfg, tokenizer
         self.ids = special_ids(tokenizer)
-        self.datasets = {}
+        self.datasets, self.store = {}, None
         if build_data:
             self.build_datasets()
 
@@ -96,9 +103,6 @@ class Task:
     def prepare_items(self, items, split):
         """Hook: filter or expand a split's items (e.g. one caption per video)."""
         return items
-
-    def collate(self, batch):
-        return collate_dicts(batch)
 
     # ------------------------------------------------------------------ text helpers
     def tokens(self, text):
@@ -149,23 +153,65 @@ class Task:
     def ce(logits, labels):
         return F.cross_entropy(logits.float(), labels)
 
-    # ------------------------------------------------------------------ interface
-    head_size = None           # K outputs of the task-specific head (None: MLM)
+    # ------------------------------------------------------------------ contract (what the engine calls)
+    def heads(self):
+        """The model heads this task needs: {name: outputs}, None for the MLM head `fc_mtm`."""
+        return {"fc_mtm": None}
 
-    def encode(self, item, train, rng):
-        raise NotImplementedError
+    def tracked_metrics(self):
+        """{label: metric}: val metrics whose best epoch is recorded ("" = the run's main metric,
+        whose best epoch's weights are copied to `*_best.pt`)."""
+        return {"": self.main_metric}
+
+    def eval_splits(self):
+        """The splits evaluated after each epoch (those of `cfg.eval_splits` that this task has)."""
+        return [s for s in self.cfg.eval_splits if s in self.datasets]
+
+    def segments(self, split):
+        """Consecutive index ranges the sampler must keep apart within a batch (None: one range)."""
+        return None
+
+    def loader(self, split, dist, device):
+        """The batches of `split` for this process (`lavender.engine.loader.EpochLoader`): shuffled
+        per epoch and padded to equal steps per rank for training, each example once for evaluation."""
+        c, train = self.cfg, split == "train"
+        bs = c.size_batch if train or not c.size_batch_eval else c.size_batch_eval
+        return EpochLoader(self.datasets[split], self.collate, bs, dist, shuffle=train, seed=c.seed,
+                           segments=self.segments(split), workers=c.n_workers, pin_memory=device.type == "cuda")
+
+    def collate(self, batch):
+        return collate_dicts(batch)
 
     def train_step(self, model, batch):
+        """(loss, {stat: float or 0-d tensor}) of one training batch; stats are averaged per epoch."""
         raise NotImplementedError
 
     def eval_step(self, model, batch):
+        """{name: per-example array} of one evaluation batch (with "index" to merge across ranks)."""
         raise NotImplementedError
 
     def summarize(self, records, split):
+        """Metrics {name: number} of a split from the merged records of `eval_step`."""
         raise NotImplementedError
 
     def predictions(self, records, split):
+        """Per-example predictions to write to `predictions_{split}.json` (None: none)."""
         return None
+
+    def evaluate(self, split, ctx):
+        """(metrics, predictions) of one split. `ctx` (`lavender.engine.evaluation.EvalContext`) holds
+        the model, the process group, the precision, the run folder and the epoch."""
+        records = ctx.records(self.eval_step, self.loader(split, ctx.dist, ctx.device), desc=f"eval {split}")
+        return self.summarize(records, split), self.predictions(records, split)
+
+    def stores(self):
+        """The frame stores whose skipped videos (skip_bad) are reported at the end of a run."""
+        return [self.store] if self.store is not None else []
+
+    # ------------------------------------------------------------------ family helpers
+    def encode(self, item, train, rng):
+        """Token ids, mask and labels of one annotation item (tensors)."""
+        raise NotImplementedError
 
 
 def true_false_scores(logits_tf, rule="prob"):

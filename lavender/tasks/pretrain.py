@@ -65,6 +65,7 @@ class Pretrain(Task):
     def __init__(self, cfg, tokenizer, build_data=True):
         if cfg.head != "mlm":
             raise ConfigError("pretraining is implemented for the LAVENDER MLM model only (head: mlm)")
+        self.part_stores = []
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
@@ -82,7 +83,7 @@ class Pretrain(Task):
         store = VideoStore.from_tsv(os.path.join(c.data_dir, f"{name}_{split}.tsv"), frames, c.size_img,
                                     img_transform=c.img_transform, frame_column=c.frame_column,
                                     skip_bad=c.skip_bad)
-        self.stores.append(store)
+        self.part_stores.append(store)
         caps = self._captions[name].get("train" if split.startswith("train") else "val", {})
 
         def encode(item, train, rng):
@@ -94,13 +95,18 @@ class Pretrain(Task):
     def build_datasets(self):
         c = self.cfg
         names = self.dataset_names()
-        self.stores = []
         self._captions = {n: load_annotation_file(os.path.join(c.data_dir, f"txt_{n}.json")) for n in names}
         if c.size_epoch > 0:
             keys = [(n, f"train_{p}") for n in names for p in range(c.size_part)]
             self.datasets["train"] = Segmented([self.part(n, s) for n, s in keys], [f"{n}_{s}" for n, s in keys])
         if "val" in c.eval_splits:
             self.datasets["val"] = Segmented([self.part(n, "val") for n in names], names)
+
+    def segments(self, split):
+        return self.datasets[split].segments  # one per part: a batch never mixes two parts
+
+    def stores(self):
+        return self.part_stores
 
     def encode_caption(self, captions, rng):
         """First caption, base-encoded, each non-special token masked with p_mask (label = its id),

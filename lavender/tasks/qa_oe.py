@@ -1,6 +1,6 @@
 """Open-ended QA: TGIF-Frame, MSRVTT-QA, MSVD-QA (answer word at a [MASK] after the question) and
-LSMDC fill-in-the-blank (the blank is the [MASK]). `head: task_specific` gives the original's
-classifier-over-answers baseline (`main_qaoe_task_specific.py`).
+LSMDC fill-in-the-blank (the blank is the [MASK]). `QAOpenEndedTS` is the original's
+classifier-over-answers baseline (`main_qaoe_task_specific.py`, `head: task_specific`).
 
 Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
   ac_1, ac_5   the original's figures: out-of-vocabulary answers count as wrong; on test, when
@@ -10,22 +10,20 @@ Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
 """
 import torch
 
+from ..config import ConfigError
 from ..metrics import accuracy, topk_hits
 from .base import Task
 
 
 class QAOpenEnded(Task):
+    """LAVENDER: the answer word predicted by the MLM head at the [MASK]."""
+
     main_metric = "ac_1"
     pretext_name = "oe"
 
     def __init__(self, cfg, tokenizer, build_data=True):
-        self.ts = cfg.head == "task_specific"
-        self.fib = False
+        self.fib, self.label2ans = False, None
         super().__init__(cfg, tokenizer, build_data)
-
-    @property
-    def head_size(self):
-        return self.cfg.size_vocab if self.ts else None
 
     def build_datasets(self):
         super().build_datasets()
@@ -35,8 +33,6 @@ class QAOpenEnded(Task):
                        for it in ds.items[:50])
         if self.fib:
             self.pretext_name = "fib"
-        if self.ts and self.cfg.size_vocab <= 0:
-            raise ValueError(f"{self.cfg.config}: head task_specific needs size_vocab > 0 (number of answer classes)")
 
     def answer_word(self, item):
         if "answer_text" in item:
@@ -49,39 +45,27 @@ class QAOpenEnded(Task):
     def encode(self, item, train, rng):
         S, ids = self.cfg.size_txt, self.ids
         q = item.get("question", "")
-        if self.ts:
-            txt = self.encode_base(q, S)
-            label = int(item.get("answer", -1)) if isinstance(item.get("answer"), int) else -1
-            return {"txt": torch.tensor(txt), "mask": (torch.tensor(txt) != ids["pad"]).long(),
-                    "label": torch.tensor(label)}
         answer = self.single_token(self.answer_word(item))
         if self.fib:  # the question holds the literal [MASK]: base encode, label every [MASK]
             txt = torch.tensor(self.encode_base(q, S))
-            labels = torch.where(txt == ids["mask"], torch.tensor(answer), torch.tensor(-1))
         else:  # [CLS] q[:S-1] answer : [MASK] [SEP] [PAD]*(S-n)   (length S+5)
             qt = self.tokens(q)[: S - 1]
             txt = [ids["cls"]] + qt + [ids["answer"], ids[":"], ids["mask"], ids["sep"]]
             txt = torch.tensor(txt + [ids["pad"]] * (S + 5 - len(txt)))
-            labels = torch.where(txt == ids["mask"], torch.tensor(answer), torch.tensor(-1))
+        labels = torch.where(txt == ids["mask"], torch.tensor(answer), torch.tensor(-1))
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "labels": labels,
                 "label": torch.tensor(answer)}
 
     # ------------------------------------------------------------------ steps
-    def _logits(self, model, batch):
+    def logits(self, model, batch):
+        """Answer logits [B, classes] and the label per question."""
         hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
-        if self.ts:
-            return model.head(hidden), batch["label"]
         # one prediction per question: the first [MASK] position (FiB labels every [MASK] the same)
         pos = (batch["txt"] == self.ids["mask"]).float().argmax(1)
         h = hidden[torch.arange(len(pos), device=pos.device), pos]
         return model.mlm(h), batch["label"]
 
     def train_step(self, model, batch):
-        if self.ts:
-            logits, label = self._logits(model, batch)
-            valid = label >= 0
-            loss = self.ce(logits[valid], label[valid]) if valid.any() else logits.sum() * 0
-            return loss, {"ac": (logits.argmax(-1) == label).float().mean()}
         hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
         logits, labels = self.mlm_at(model, hidden, batch["labels"])
         if labels.numel() == 0:  # a batch of only out-of-vocabulary answers: no signal
@@ -89,7 +73,7 @@ class QAOpenEnded(Task):
         return self.ce(logits, labels), {"ac": (logits.argmax(-1) == labels).float().mean()}
 
     def eval_step(self, model, batch):
-        logits, label = self._logits(model, batch)
+        logits, label = self.logits(model, batch)
         top5 = logits.float().topk(5, -1).indices
         return {"index": batch["index"], "label": label, "top5": top5}
 
@@ -106,18 +90,52 @@ class QAOpenEnded(Task):
                 "ac_1_all": accuracy(hit1), "ac_1_valid": accuracy(hit1[valid]) if valid.any() else 0.0,
                 "n": int(n), "n_invalid": int((~valid).sum())}
 
+    def class_name(self, c):
+        """Readable answer of class `c` (a vocabulary token here)."""
+        return self.tok.convert_ids_to_tokens(c)
+
+    def reference(self, item):
+        return self.answer_word(item)
+
     def predictions(self, records, split):
         items = self.datasets[split].items
         out = []
         for i, top, lab in zip(records["index"], records["top5"], records["label"]):
             it = items[int(i)]
-            p = int(top[0])
-            if self.ts:
-                pred = self.label2ans.get(p, p) if self.label2ans else p
-            else:
-                pred = self.tok.convert_ids_to_tokens(p)
-            out.append({"video": it["video"], "question": it.get("question", ""),
-                        "answer": self.answer_word(it) if not self.ts else it.get("answer"),
-                        "prediction": pred, "correct": bool(top[0] == lab)})
+            out.append({"video": it["video"], "question": it.get("question", ""), "answer": self.reference(it),
+                        "prediction": self.class_name(int(top[0])), "correct": bool(top[0] == lab)})
         return out
 
+
+class QAOpenEndedTS(QAOpenEnded):
+    """Baseline: an MLP head over `size_vocab` answer classes on the first text token; items need an
+    integer `answer` (class id)."""
+
+    def heads(self):
+        return {self.head_name: self.cfg.size_vocab}
+
+    def build_datasets(self):
+        if self.cfg.size_vocab <= 0:
+            raise ConfigError(f"{self.cfg.config}: head task_specific needs size_vocab > 0 (number of answer classes)")
+        super().build_datasets()
+
+    def encode(self, item, train, rng):
+        txt = torch.tensor(self.encode_base(item.get("question", ""), self.cfg.size_txt))
+        label = item["answer"] if isinstance(item.get("answer"), int) else -1
+        return {"txt": txt, "mask": (txt != self.ids["pad"]).long(), "label": torch.tensor(label)}
+
+    def logits(self, model, batch):
+        hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
+        return model.head(hidden, self.head_name), batch["label"]
+
+    def train_step(self, model, batch):
+        logits, label = self.logits(model, batch)
+        valid = label >= 0
+        loss = self.ce(logits[valid], label[valid]) if valid.any() else logits.sum() * 0
+        return loss, {"ac": (logits.argmax(-1) == label).float().mean()}
+
+    def class_name(self, c):
+        return self.label2ans.get(c, c) if self.label2ans else c
+
+    def reference(self, item):
+        return item.get("answer")

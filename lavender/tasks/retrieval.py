@@ -5,7 +5,7 @@ Training: every (video i, text j) pair of a batch, "true" iff same video. Evalua
 (text, video) pair of the split: each video is encoded once, then only the fusion encoder runs,
 over many texts per pass, and only the two vocabulary rows "true"/"false" of the MLM head are
 computed. Videos are split over processes and the score columns gathered.
-`head: task_specific` is the original's scalar-head baseline with the NormSoftmax loss.
+`RetrievalTS` (`head: task_specific`) is the original's scalar-head baseline with the NormSoftmax loss.
 """
 import json
 import logging
@@ -14,10 +14,8 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-
 from ..engine import dist as D
-from ..engine.sampler import ShardSampler
+from ..engine.loader import EpochLoader
 from ..engine.logs import progress
 from ..engine.precision import autocast, resolve_precision
 from ..fileio import atomic_json
@@ -46,17 +44,15 @@ def mlm_tokens(model, hidden, token_ids):
 
 
 class Retrieval(Task):
+    """LAVENDER: "true"/"false" at a [MASK] appended after the text, for every (video, text) pair."""
+
     main_metric = "r@1"       # text->video R@1 on val picks the best checkpoint
+    main_scale = 100.0        # recall is in percent
     pretext_name = "vtm"
 
     def __init__(self, cfg, tokenizer, build_data=True, all_queries=False):
-        self.ts = cfg.head == "task_specific"
         self.all_queries = all_queries  # full evaluation: every item a query (else one per video)
         super().__init__(cfg, tokenizer, build_data)
-
-    @property
-    def head_size(self):
-        return 1 if self.ts else None
 
     def prepare_items(self, items, split):
         if split == "train" or self.all_queries:
@@ -68,12 +64,12 @@ class Retrieval(Task):
                 out.append(it)
         return out
 
+    def text_ids(self, text):
+        """Base encode to S + a [MASK] after the padding (where "true"/"false" is read)."""
+        return self.encode_base(text, self.cfg.size_txt) + [self.ids["mask"]]
+
     def encode_text(self, text):
-        """Base encode to S (+ a [MASK] after the padding for the MLM model)."""
-        ids = self.encode_base(text, self.cfg.size_txt)
-        if not self.ts:
-            ids = ids + [self.ids["mask"]]
-        txt = torch.tensor(ids)
+        txt = torch.tensor(self.text_ids(text))
         return txt, (txt != self.ids["pad"]).long()
 
     def encode(self, item, train, rng):
@@ -82,11 +78,9 @@ class Retrieval(Task):
 
     # ------------------------------------------------------------------ pair scoring
     def pair_scores(self, model, feat, fmask, emb, mask, return_logits=False):
-        """Scores of aligned pairs (row k: video features feat[k], text embeddings emb[k])."""
+        """Scores of aligned pairs (row k: video features feat[k], text embeddings emb[k]); with
+        `return_logits` also the training logits (full vocabulary at the [MASK])."""
         hidden = self.fused(model, None, None, mask, feat, fmask, feat_txt=emb)
-        if self.ts:
-            logit = model.head(hidden)[:, 0]
-            return (logit, logit) if return_logits else torch.sigmoid(logit.float())
         tf_ids = torch.tensor([self.ids["true"], self.ids["false"]], device=mask.device)
         if return_logits:
             logits = model.mlm(hidden[:, -1])
@@ -107,25 +101,42 @@ class Retrieval(Task):
         same = torch.tensor([[a == b for b in vids] for a in vids], device=feat.device)
         return scores.view(B, B), logits, same
 
+    def pair_loss(self, logits, same):
+        """Cross-entropy of "true" for matching pairs and "false" for the others."""
+        return self.ce(logits, torch.where(same.view(-1), self.ids["true"], self.ids["false"]))
+
     def train_step(self, model, batch):
         scores, logits, same = self._all_pairs(model, batch)
-        if self.ts:  # NormSoftmax (symmetric InfoNCE) over the B x B head logits
-            S = logits.view(same.shape).float() / self.cfg.temp
-            target = torch.arange(len(S), device=S.device)
-            loss = F.cross_entropy(S, target) + F.cross_entropy(S.t(), target)
-        else:
-            target = torch.where(same.view(-1), self.ids["true"], self.ids["false"])
-            loss = self.ce(logits, target)
         acc = same[torch.arange(len(scores)), scores.argmax(1)].float().mean()
-        return loss, {"ac": acc}
+        return self.pair_loss(logits, same), {"ac": acc}
 
     # ------------------------------------------------------------------ full evaluation
-    def evaluate_split(self, trainer, split):
-        metrics, scores = score_all_pairs(self, trainer.model, self.datasets[split].items, trainer.d,
-                                          trainer.cfg, desc=f"retrieval {split}", precision=trainer.precision)
-        if trainer.d.main:
-            np.save(os.path.join(trainer.run_dir, f"scores_{split}.npy"), scores)
+    def evaluate(self, split, ctx):
+        metrics, scores = score_all_pairs(self, ctx.model, self.datasets[split].items, ctx.dist,
+                                          self.cfg, desc=f"retrieval {split}", precision=ctx.precision)
+        if ctx.dist.main and ctx.out_dir:
+            np.save(os.path.join(ctx.out_dir, f"scores_{split}.npy"), scores)
         return metrics, None
+
+
+class RetrievalTS(Retrieval):
+    """Baseline: a scalar MLP head per (video, text) pair, NormSoftmax (symmetric InfoNCE) loss."""
+
+    def heads(self):
+        return {self.head_name: 1}
+
+    def text_ids(self, text):
+        return self.encode_base(text, self.cfg.size_txt)
+
+    def pair_scores(self, model, feat, fmask, emb, mask, return_logits=False):
+        hidden = self.fused(model, None, None, mask, feat, fmask, feat_txt=emb)
+        logit = model.head(hidden, self.head_name)[:, 0]
+        return (logit, logit) if return_logits else torch.sigmoid(logit.float())
+
+    def pair_loss(self, logits, same):
+        S = logits.view(same.shape).float() / self.cfg.temp
+        target = torch.arange(len(S), device=S.device)
+        return F.cross_entropy(S, target) + F.cross_entropy(S.t(), target)
 
 
 def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precision="fp32"):
@@ -141,11 +152,10 @@ def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precis
     mask = torch.stack([e[1] for e in enc]).to(device)
 
     vds = ItemDataset([{"video": v} for v in videos], task.store, lambda *a: {}, train=False, seed=cfg.seed)
-    sampler = ShardSampler(len(vds), dist_info.rank, dist_info.world, shuffle=False)
-    loader = DataLoader(vds, batch_size=max(1, min(8, cfg.size_batch)), sampler=sampler,
-                        num_workers=cfg.n_workers, collate_fn=task.collate)
+    loader = EpochLoader(vds, task.collate, max(1, min(8, cfg.size_batch)), dist_info, shuffle=False,
+                         seed=cfg.seed, workers=cfg.n_workers)
     batches = ((b["index"].tolist(), b["img"]) for b in loader if b)
-    pbar = progress(dist_info.main, total=len(sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
+    pbar = progress(dist_info.main, total=len(loader.sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
     chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
     with autocast(precision, device):
         col_idx, cols = score_columns(task, model, batches, txt, mask, chunk, pbar)

@@ -7,10 +7,9 @@ import sys
 import pytest
 import torch
 
-from lavender.engine import trainer as T
+from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.run import run
 from lavender.paths import REPO_ROOT
-from lavender.tasks.qa_oe import QAOpenEnded
 from tiny import make_color_world, tiny_argv
 
 
@@ -31,23 +30,23 @@ def _only_run_dir(out):
 
 def test_killed_run_resumes_to_the_same_result(world, tmp_path, monkeypatch):
     common = dict(size_epoch=2, size_batch=4, n_workers=0)
-    full = run(QAOpenEnded, tiny_argv(world, tmp_path / "a", "tiny-qa", "qaoe", **common))
+    full = run("qaoe", tiny_argv(world, tmp_path / "a", "tiny-qa", "qaoe", **common))
     full_dir = _only_run_dir(tmp_path / "a")
     assert {"args.json", "log.json", "resume.pt", "stdout.txt", "ckpt_violet_tiny-qa_1.pt",
             "predictions_val.json"} <= set(os.listdir(full_dir))
 
     argv = tiny_argv(world, tmp_path / "b", "tiny-qa", "qaoe", save_steps=1, **common)
-    save = T.Trainer._save_resume
+    save = CheckpointManager.save_resume
 
-    def killed(self, epoch, batch):
-        save(self, epoch, batch)
-        if epoch == 1 and batch == 2:
+    def killed(self, state):
+        save(self, state)
+        if state["epoch"] == 1 and state["loader"]["pos"] == 2:
             raise KeyboardInterrupt("simulated kill in the middle of epoch 1")
-    monkeypatch.setattr(T.Trainer, "_save_resume", killed)
+    monkeypatch.setattr(CheckpointManager, "save_resume", killed)
     with pytest.raises(KeyboardInterrupt):
-        run(QAOpenEnded, argv)
-    monkeypatch.setattr(T.Trainer, "_save_resume", save)
-    resumed = run(QAOpenEnded, argv + ["--resume", "latest"])
+        run("qaoe", argv)
+    monkeypatch.setattr(CheckpointManager, "save_resume", save)
+    resumed = run("qaoe", argv + ["--resume", "latest"])
 
     assert resumed["ls_tr"] == pytest.approx(full["ls_tr"], abs=1e-6)
     assert resumed["ac_1_vl"] == full["ac_1_vl"]

@@ -13,7 +13,6 @@ from lavender.config import load_config
 from lavender.engine.run import run
 from lavender.engine.sampler import ShardSampler
 from lavender.tasks.pretrain import Pretrain
-from lavender.tasks.retrieval import Retrieval
 from lavender.tokenizer import load_tokenizer
 from tiny import COLORS, make_color_world, tiny_argv, write_tiny_vocab
 
@@ -82,7 +81,7 @@ def test_masking_and_layout(pre_world, tmp_path):
 
 def test_pretrain_learns_and_feeds_finetuning(pre_world, tmp_path):
     random.seed(0)
-    log = run(Pretrain, _argv(pre_world, tmp_path, size_epoch=6))
+    log = run("pretrain", _argv(pre_world, tmp_path, size_epoch=6))
     for k in ("ac_mtm_vl", "ac_vtm_vl", "ac_mtm_tinyvid_vl", "ac_vtm_tinyimg_vl", "ls_mtm_tr", "ls_vtm_tr"):
         assert len(log[k]) == 6, k
     assert log["ls_mtm_tr"][-1] < log["ls_mtm_tr"][0] - 1
@@ -96,6 +95,6 @@ def test_pretrain_learns_and_feeds_finetuning(pre_world, tmp_path):
     at_best = torch.load(ckpt[0].replace("_6.pt", f"_{best_epoch}.pt"), map_location="cpu")
     assert all(torch.equal(best[k], at_best[k]) for k in sd)  # best = the checkpoint of the best val epoch
     # a downstream run starts from it (strict load) and evaluates zero-shot first
-    ft = run(Retrieval, tiny_argv(pre_world, tmp_path / "ft", "tiny-retrieval", "retrieval", path_ckpt=ckpt[0],
+    ft = run("retrieval", tiny_argv(pre_world, tmp_path / "ft", "tiny-retrieval", "retrieval", path_ckpt=ckpt[0],
                                   max_steps=1, eval_splits=["val"], img_transform=["img_center_crop"]))
     assert ft["epoch"][0] == 0 and "r@1_vl" in ft

@@ -1,0 +1,44 @@
+"""Checkpoint files of a run: per-epoch weights, the best epoch's copy, and the resume state."""
+import logging
+import os
+import shutil
+
+import torch
+
+from ..fileio import atomic_torch_save
+
+log = logging.getLogger("lavender")
+
+RESUME_FILE = "resume.pt"
+
+
+class CheckpointManager:
+    """`ckpt_violet_{name}_{epoch}.pt` (a flat state_dict on CPU, loadable by the original code),
+    `ckpt_violet_{name}_best.pt` (a copy of the best epoch's file) and `resume.pt` (everything a
+    killed run needs to continue). Only the main process writes."""
+
+    def __init__(self, run_dir, name, main=True):
+        self.run_dir, self.name, self.main = run_dir, name, main
+
+    def weights_path(self, epoch):
+        return os.path.join(self.run_dir, f"ckpt_violet_{self.name}_{epoch}.pt")
+
+    def save_weights(self, model, epoch, best=False):
+        if not self.main:
+            return
+        path = self.weights_path(epoch)
+        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        if best:  # a file copy, not a second serialisation
+            dst = self.weights_path("best")
+            shutil.copyfile(path, dst + ".tmp")
+            os.replace(dst + ".tmp", dst)
+        log.info("saved %s%s", path, " (best so far)" if best else "")
+
+    def save_resume(self, state):
+        if self.main:
+            atomic_torch_save(state, os.path.join(self.run_dir, RESUME_FILE))
+
+    @staticmethod
+    def load_resume(path):
+        """The resume state (tensors, numbers, strings and containers only: loaded with weights_only)."""
+        return torch.load(path, map_location="cpu", weights_only=True)
