@@ -82,10 +82,10 @@ def _read_yaml(path):
     try:
         with open(path) as f:
             cfg = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise DataError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(cfg, dict):
-        raise DataError(f"{path}: expected a mapping with img/caption entries, got {type(cfg).__name__}")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"expected a mapping with img/caption entries, got {type(cfg).__name__}")
+    except (yaml.YAMLError, ValueError) as e:
+        raise DataError(f"{path}: not a captioning yaml ({e})") from None
     if cfg.get("composite"):
         raise DataError(f"{path}: composite stores (several TSV parts behind one linelist) are not supported; "
                         "merge the parts into one img/caption TSV")
