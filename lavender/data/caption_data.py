@@ -1,7 +1,7 @@
 """Captioning data in SwinBERT's layout (SPEC §3.4): one yaml per split naming its files.
 
 ```yaml
-img: train.img.tsv                       # frames: key \\t <field> \\t frame_1 ... frame_K  (+ .lineidx / .id2lineidx.pkl)
+img: train.img.tsv                       # frames: key \\t <field> \\t frame_1 ... frame_K (+ .lineidx)
 caption: train.caption.tsv               # key \\t [{"caption": "..."}, ...]            (+ .lineidx)
 caption_linelist: train.linelist.tsv     # optional: caption_row \\t caption_index, one training sample per line
 caption_coco_format: train_coco.json     # optional: COCO-format references of the split
