@@ -6,7 +6,7 @@ column 1) while the original downstream stores carry an extra field in column 1 
 column 2). With ``frame_column="auto"`` each row is inspected: frames start at column 1 if that
 field is a base64 JPEG ("/9j/") or PNG ("iVBOR"), else at column 2 if that one is; every field
 from the start column on is a frame (a corrupt frame there is an error, never silently dropped).
-An int `frame_column` forces the start column.
+An int `frame_column` forces the start column; "swinbert" is SwinBERT's captioning rule (`frame_fields`).
 """
 from __future__ import annotations
 
@@ -54,8 +54,19 @@ def is_frame_field(s: str) -> bool:
     return s.startswith(_FRAME_PREFIXES)
 
 
-def frame_fields(row: Sequence[str], frame_column: Union[str, int] = "auto", file=None) -> List[str]:
-    """The base64 frame fields of a TSV row (see module doc for the rule)."""
+def frame_fields(row: Sequence[str], frame_column: Union[str, int] = "auto", file=None,
+                 size_frame: int = None) -> List[str]:
+    """The base64 frame fields of a TSV row (see module doc for the rule).
+
+    ``frame_column="swinbert"`` is SwinBERT's captioning rule (SPEC §3.4): ``row[2:]`` if the row has at
+    least ``size_frame`` + 2 fields, else the single image ``row[-1]``.
+    """
+    if frame_column == "swinbert":
+        if size_frame is None:
+            raise ValueError("frame_column 'swinbert' needs size_frame")
+        if len(row) < 2:
+            raise DataError(f"row {row[0]!r} has no frame field ({_where(file)}, {len(row)} field)")
+        return list(row[2:]) if len(row) >= int(size_frame) + 2 else [row[-1]]
     if frame_column != "auto":
         start = int(frame_column)
         if start < 1:

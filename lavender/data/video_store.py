@@ -66,7 +66,7 @@ class VideoStore:
 
     def frame_strings(self, video_id: str) -> List[str]:
         """All base64 frame fields of a video (DataError if the key is missing)."""
-        return frame_fields(self.tsv.row_by_key(video_id), self.frame_column, file=self.path)
+        return frame_fields(self.tsv.row_by_key(video_id), self.frame_column, self.path, self.size_frame)
 
     def frames(self, video_id: str, train: bool = False, rng=None, fields=None) -> List:
         """Temporally sampled, decoded RGB uint8 frames (no spatial transform)."""
@@ -95,7 +95,7 @@ class VideoStore:
         """(video id, clip) of row `i` (pretraining reads parts by row: no id index needed)."""
         try:
             row = self.tsv.row(i)
-            fields = frame_fields(row, self.frame_column, file=self.path)
+            fields = frame_fields(row, self.frame_column, self.path, self.size_frame)
         except DataError as e:
             if not self.skip_bad:
                 raise

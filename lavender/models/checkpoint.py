@@ -6,7 +6,9 @@ Layouts (detected automatically):
 * ``video_swin`` - Video Swin Kinetics checkpoints (``state_dict`` with ``backbone.*`` + ``cls_head.*``), also
   bare Swin keys and 2D ImageNet Swin weights (inflated in time);
 * ``hf_bert``    - a Hugging Face BERT folder (config.json + model.safetensors / pytorch_model.bin) or its
-  state_dict (BertForMaskedLM / BertForPreTraining / BertModel keys).
+  state_dict (BertForMaskedLM / BertForPreTraining / BertModel keys);
+* ``swinbert``   - SwinBERT captioning checkpoints (``swin.backbone.*``, ``trans_encoder.bert.*``, ...), renamed
+  as the original's ``load_SwinBERT_weight`` (SPEC §2.11); they fill a ``swinbert: true`` model.
 
 ``strict`` checks only the part of the model the layout covers (a Kinetics file cannot fill BERT).
 """
@@ -23,6 +25,7 @@ LAYOUT_SCOPE = {
     "lavender": ("",),
     "video_swin": ("enc_img.swin.",),
     "hf_bert": ("enc_txt.", "trsfr.", "fc_mtm."),
+    "swinbert": ("enc_img.", "enc_txt.", "trsfr.", "fc_mtm."),
 }
 # Keys that are the same tensor in the model: filling one fills the other.
 ALIASES = (("fc_mtm.predictions.bias", "fc_mtm.predictions.decoder.bias"),)
@@ -124,6 +127,8 @@ def unwrap(obj):
 
 def detect_layout(keys):
     keys = list(keys)
+    if any(k.startswith(("trans_encoder.", "swin.backbone.")) for k in keys):
+        return "swinbert"
     if any(k.startswith(("backbone.", "cls_head.")) for k in keys) or (
             any(k.startswith(("patch_embed.", "layers.")) for k in keys)
             and not any(k.startswith("enc_img.") for k in keys)):
@@ -171,6 +176,33 @@ def _map_hf_bert(sd, model_keys):
         # BertForMaskedLM saves its tied decoder only once, as the word embeddings.
         out[dec] = out[word].clone()
         notes.append(f"{dec} <- word embeddings (tied in the file)")
+    return out, ignored, notes
+
+
+# load_SwinBERT_weight's renames (prefix -> prefix); every other key of a SwinBERT checkpoint is dropped.
+SWINBERT_RENAMES = (("swin.backbone.", "enc_img.swin."), ("trans_encoder.bert.encoder.", "trsfr."),
+                    ("trans_encoder.bert.embeddings.", "enc_txt.emb_txt."), ("fc.", "enc_img.fc."),
+                    ("trans_encoder.bert.img_embedding.", "enc_img.img_embedding."),
+                    ("trans_encoder.cls.", "fc_mtm."))
+
+
+def _map_swinbert(sd, model_keys):
+    out, ignored, counts = {}, [], {}
+    for k, v in sd.items():
+        rule = next(((a, b) for a, b in SWINBERT_RENAMES if k.startswith(a)), None)
+        if rule is None:
+            ignored.append(k)  # e.g. learn_vid_att, the pooler, Swin's Kinetics head (the original drops them)
+            continue
+        out[rule[1] + k[len(rule[0]):]] = v
+        counts[rule] = counts.get(rule, 0) + 1
+    notes = [f"{a}* -> {b}* ({n} keys)" for (a, b), n in counts.items()]
+    bias = "fc_mtm.predictions.bias"
+    if bias in out:  # as the original: the decoder bias is the prediction bias
+        out["fc_mtm.predictions.decoder.bias"] = out[bias]
+        notes.append("fc_mtm.predictions.decoder.bias <- fc_mtm.predictions.bias")
+    if "enc_img.img_embedding.weight" in out and "enc_img.img_embedding.weight" not in model_keys:
+        notes.append("this SwinBERT checkpoint needs the SwinBERT visual projection (enc_img.fc to 512, "
+                     "enc_img.img_embedding): build the model with swinbert true")
     return out, ignored, notes
 
 
@@ -226,6 +258,8 @@ def load_state_dict_into(model, sd, strict=False, log=print, source="<state_dict
         mapped, ignored = _map_video_swin(sd, target)
     elif layout == "hf_bert":
         mapped, ignored, notes = _map_hf_bert(sd, target)
+    elif layout == "swinbert":
+        mapped, ignored, notes = _map_swinbert(sd, target)
     else:
         mapped, ignored = dict(sd), []
     rep = LoadReport(source=source, layout=layout, ignored=ignored, adapted=notes)

@@ -17,6 +17,7 @@ from .video_swin import SwinConfig, SwinTransformer3D
 
 TASK_TOK2ID = {"vtm": 0, "mc": 1, "oe": 2, "cap": 3}
 N_TASK_TOKENS = 10
+SWINBERT_IMG_DIM = 512  # SwinBERT's img_feature_dim: its fc maps Swin features to 512, img_embedding to hidden
 
 # BertConfig fields a model needs; everything else in a config.json is irrelevant here.
 _BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -41,6 +42,7 @@ class ModelConfig:
     heads: dict = None             # {name: K} MLP heads, None for the MLM head fc_mtm; overrides head/head_size
     n_task_tokens: int = N_TASK_TOKENS
     attn_implementation: str = "sdpa"  # fusion encoder attention: "sdpa" or "eager"
+    swinbert: bool = False         # SwinBERT-compatible visual projection (SPEC §2.3)
 
     def __post_init__(self):
         if self.heads is None:
@@ -104,7 +106,8 @@ def model_config(args, bert_dir=None):
     return ModelConfig(swin=swin, bert=bert, max_size_frame=int(_get(args, "max_size_frame", 6)),
                        max_size_patch=int(_get(args, "max_size_patch", 14)), head=_get(args, "head", "mlm"),
                        head_size=int(_get(args, "head_size", 1)), heads=_get(args, "heads"),
-                       attn_implementation=_get(args, "attn_implementation", "sdpa"))
+                       attn_implementation=_get(args, "attn_implementation", "sdpa"),
+                       swinbert=bool(_get(args, "swinbert", False)))
 
 
 def build_model(args, bert_dir=None):
@@ -113,31 +116,51 @@ def build_model(args, bert_dir=None):
 
 
 class EncVideo(nn.Module):
-    """Video Swin features -> per-frame [CLS] + patches, plus position/frame embeddings and LayerNorm."""
+    """Video Swin features -> per-frame [CLS] + patches, plus position/frame embeddings and LayerNorm.
 
-    def __init__(self, swin_cfg: SwinConfig, hidden, max_size_frame=6, max_size_patch=14):
+    ``swinbert=True`` is the SwinBERT-compatible projection instead (SPEC §2.3): ``fc`` (Swin width -> 512)
+    then ``img_embedding`` (512 -> hidden), a zero "fake CLS" token with mask 0 per frame, and no
+    position/frame embeddings or LayerNorm (so a SwinBERT checkpoint fills every visual parameter).
+    """
+
+    def __init__(self, swin_cfg: SwinConfig, hidden, max_size_frame=6, max_size_patch=14, swinbert=False):
         super().__init__()
         self.max_size_frame, self.max_size_patch = max_size_frame, max_size_patch
-        self.emb_cls = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
-        self.emb_pos = nn.Parameter(0.02 * torch.randn(1, 1, 1 + max_size_patch ** 2, hidden))
-        self.emb_len = nn.Parameter(0.02 * torch.randn(1, max_size_frame, 1, hidden))
-        self.emb_odr = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
+        self.swinbert = swinbert
+        if not swinbert:
+            self.emb_cls = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
+            self.emb_pos = nn.Parameter(0.02 * torch.randn(1, 1, 1 + max_size_patch ** 2, hidden))
+            self.emb_len = nn.Parameter(0.02 * torch.randn(1, max_size_frame, 1, hidden))
+            self.emb_odr = nn.Parameter(0.02 * torch.randn(1, 1, 1, hidden))
         self.swin = SwinTransformer3D(swin_cfg)
         dim = self.swin.num_features
+        if swinbert:
+            self.fc = nn.Linear(dim, SWINBERT_IMG_DIM)
+            self.img_embedding = nn.Linear(SWINBERT_IMG_DIM, hidden)
+            return
         # The original creates the projection only when the widths differ.
         self.fc = nn.Linear(dim, hidden) if dim != hidden else None
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, img, odr=None):
-        """img (B, T, 3, H, W) -> tokens (B, T*(1+h*w), hidden), mask (B, T*(1+h*w)) of ones (int64)."""
+        """img (B, T, 3, H, W) -> tokens (B, T*(1+h*w), hidden), mask (B, T*(1+h*w)) (int64; ones, or 0 at
+        the fake CLS of each frame in swinbert mode)."""
         B, T = img.shape[:2]
         f = self.swin(img.transpose(1, 2))  # (B, C, T, h, w)
         _, C, _, h, w = f.shape
         n = 1 + h * w
+        f = f.permute(0, 2, 3, 4, 1).reshape(B, T, h * w, C)
+        if self.swinbert:
+            if odr is not None:
+                raise ValueError("the SwinBERT-compatible visual projection has no frame-order embedding (odr)")
+            f = self.img_embedding(self.fc(f))
+            f = torch.cat([f.new_zeros(B, T, 1, f.shape[-1]), f], dim=2).reshape(B, T * n, -1)
+            mask = torch.ones(B, T, n, dtype=torch.long, device=f.device)
+            mask[:, :, 0] = 0
+            return f, mask.reshape(B, T * n)
         if T > self.emb_len.shape[1] or n > self.emb_pos.shape[2]:
             raise ValueError(f"{T} frames x {h}x{w} patches exceed the embedding tables "
                              f"(max_size_frame {self.emb_len.shape[1]}, {self.emb_pos.shape[2]} positions)")
-        f = f.permute(0, 2, 3, 4, 1).reshape(B, T, h * w, C)
         if self.fc is not None:
             f = self.fc(f)
         f = torch.cat([self.emb_cls.expand(B, T, 1, -1).to(f.dtype), f], dim=2)
@@ -176,7 +199,7 @@ class Lavender(nn.Module):
             self.emb_task = nn.Parameter(0.02 * torch.randn(cfg.n_task_tokens, H))
         self.enc_txt = EncTxt(bc)
         self.trsfr = BertEncoder(bc)
-        self.enc_img = EncVideo(cfg.swin, H, cfg.max_size_frame, cfg.max_size_patch)
+        self.enc_img = EncVideo(cfg.swin, H, cfg.max_size_frame, cfg.max_size_patch, cfg.swinbert)
         for m in (self.enc_txt, self.trsfr):
             m.apply(self._init_bert)
         for name, k in cfg.heads.items():
@@ -265,13 +288,19 @@ class Lavender(nn.Module):
     def fuse(self, feat_img, mask_img, feat_txt, mask_txt, pretext=None, attn="full", return_all=False):
         """Fusion encoder over [visual; pretext; text]; returns the text part (pretext included) [B, Lp+Lt, H].
 
-        ``return_all`` returns the whole sequence instead (visual part too).
+        ``return_all`` returns the whole sequence instead (visual part too). With "seq2seq" the pretext
+        belongs to the fully visible prefix (the original passes it as ``mask_pretxt``, SPEC §2.6).
         """
+        mask_prefix = mask_img.to(mask_txt.dtype)
         if pretext is not None:
+            pre_mask = pretext[1].to(mask_txt.dtype)
             feat_txt = torch.cat([pretext[0].to(feat_txt.dtype), feat_txt], 1)
-            mask_txt = torch.cat([pretext[1].to(mask_txt.dtype), mask_txt], 1)
+            if attn == "seq2seq":
+                mask_prefix = torch.cat([mask_prefix, pre_mask], 1)
+            else:
+                mask_txt = torch.cat([pre_mask, mask_txt], 1)
         feat = torch.cat([feat_img.to(feat_txt.dtype), feat_txt], 1)
-        ext = self.attention_mask(mask_img.to(mask_txt.dtype), mask_txt, attn, feat.dtype)
+        ext = self.attention_mask(mask_prefix, mask_txt, attn, feat.dtype)
         out = self.trsfr(feat, attention_mask=ext).last_hidden_state
         return out if return_all else out[:, feat_img.shape[1]:]
 

@@ -82,3 +82,19 @@ def test_captioning_and_pretraining(demo):
     im = TSVFileCollection.from_parts(out, "demoimg", 2)  # as many image parts as video parts
     assert len(im.row(0)) == 2
     assert sorted(json.loads((out / "txt_demoimg.json").read_text())["train"]) == sorted(im.keys())
+
+
+def test_captioning_splits_load(demo):
+    from lavender.data.caption_data import load_caption_split
+    from lavender.metrics.caption import load_coco_references
+    out, _ = demo
+    seen = set()
+    for split in ("train", "val", "test"):
+        s = load_caption_split(f"demo_cap/{split}.yaml", data_dir=out, size_frame=4, size_img=32)
+        per_video = 2 if split == "train" else 1  # two paraphrases per training video
+        assert len(s.samples) == per_video * len(s.keys) and all(len(v) == per_video for v in s.references.values())
+        assert load_coco_references(s.coco_gt) == s.references
+        assert s.store.clip(s.keys[0], train=split == "train").shape == (4, 3, 32, 32)
+        assert len(s.store.frame_strings(s.keys[0])) == 6  # row[2:]: the num_frames field is not a frame
+        assert not seen & set(s.keys)
+        seen |= set(s.keys)
