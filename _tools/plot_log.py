@@ -24,13 +24,13 @@ from lavender.data.errors import DataError  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
 
 SPLITS = {"tr": "train", "vl": "val", "ts": "test"}  # log.json key suffix -> split (trainer's tags)
-SPLIT_STYLE = {"train": ":", "val": "-", "test": "--", "": "-"}
+SPLIT_STYLE = {"train": (":", "^"), "val": ("-", "o"), "test": ("--", "s"), "": ("-", "o")}  # line, marker
 STEP_FIRST = ("loss", "lr")  # these per-step panels lead; the rest follow in file order
 NCOLS = 4
 
 
 def _number(v):
-    """float of a JSON number; None for null; raises TypeError otherwise (bools are not numbers)."""
+    """float of a JSON number; NaN for null; TypeError for anything else (bools are not numbers)."""
     if v is None:
         return math.nan
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -94,8 +94,12 @@ def read_steps(path):
         distinct = {}  # identical series (e.g. decay / no-decay groups of one lr) share one line
         for j, c in enumerate(cols):
             distinct.setdefault(tuple(c), []).append(j)
-        panels[k] = {f"group{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}": (steps, list(c))
-                     for c, g in distinct.items()}
+        peak = {c: max((abs(v) for v in c if not math.isnan(v)), default=0.0) for c in distinct}
+        low = min((p for p in peak.values() if p > 0), default=0.0)
+        panels[k] = {}
+        for c, g in distinct.items():  # "groups 0, 2 (x4)": the visual backbone's lr multiplier shows
+            ratio = f" (x{peak[c] / low:.3g})" if low and peak[c] / low > 1.0001 else ""
+            panels[k][f"group{'s' if len(g) > 1 else ''} {', '.join(map(str, g))}{ratio}"] = (steps, list(c))
     return panels
 
 
@@ -186,7 +190,7 @@ def build_figure(runs, labels, smooth_window=None):
         raise DataError(f"nothing to plot: no numeric values in {', '.join(labels)}")
     ncols = min(NCOLS, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(3.1 * ncols, 2.35 * nrows + 0.45), layout="constrained", dpi=90)
+    fig = Figure(figsize=(3.0 * ncols, 2.3 * nrows + 0.5), layout="constrained", dpi=100)
     grid = fig.subplots(nrows, ncols, squeeze=False)
     for ax in grid.flat[len(panels):]:
         fig.delaxes(ax)
@@ -196,17 +200,19 @@ def build_figure(runs, labels, smooth_window=None):
         if kind in first:  # every per-step / per-epoch axis spans the same steps / epochs
             ax.sharex(first[kind])
         first.setdefault(kind, ax)
-        ax.set_title(f"{name}" + (" (per step)" if kind == "step" else ""), fontsize=9)
-        ax.set_xlabel(kind, fontsize=8, labelpad=1)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{name}" + (" (per step)" if kind == "step" else ""), fontsize=10)
+        ax.set_xlabel(kind, fontsize=9, labelpad=1)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3, lw=0.5)
-        group_styles = {}
+        group_styles, values = {}, []
         for (steps, epochs), colour in zip(runs, colours):
             lines = (steps if kind == "step" else epochs).get(name, {})
             for line, (xs, ys) in lines.items():
+                values += [v for v in ys if not math.isnan(v)]
                 if kind == "epoch":
                     splits_seen += [line] if line not in splits_seen else []
-                    ax.plot(xs, ys, SPLIT_STYLE[line], color=colour, marker="o", ms=3, lw=1.3)
+                    ls, marker = SPLIT_STYLE[line]
+                    ax.plot(xs, ys, ls, color=colour, marker=marker, ms=3.5, lw=1.3)
                     continue
                 style = group_styles.setdefault(line, ["-", "--", ":", "-."][len(group_styles) % 4])
                 w = smooth_window if smooth_window is not None else (len(ys) // 25 if len(ys) >= 100 else 1)
@@ -216,18 +222,27 @@ def build_figure(runs, labels, smooth_window=None):
                 ax.plot(xs, ys, style, color=colour, lw=1.3)
         if kind == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if values and all(float(v).is_integer() for v in values):  # counts: no 343.75 ticks
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            if max(values) - min(values) < 2:
+                ax.set_ylim(min(values) - 1, max(values) + 1)
         if len(group_styles) > 1:  # e.g. lr: the visual backbone's groups run at a multiple
             ax.legend([Line2D([], [], color="0.3", ls=s) for s in group_styles.values()], list(group_styles),
-                      fontsize=6, frameon=False, handlelength=2)
+                      fontsize=7, frameon=False, handlelength=2)
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 4))  # 5e-4, not 0.0005, on small axes
-        ax.yaxis.get_offset_text().set_fontsize(7)
+        ax.yaxis.get_offset_text().set_fontsize(8)
     handles = [Line2D([], [], color=c, lw=2) for c in colours]
     names = list(labels)
     for s in ("train", "val", "test", ""):
         if s in splits_seen and (s or len(splits_seen) > 1):
-            handles.append(Line2D([], [], color="0.3", ls=SPLIT_STYLE[s], marker="o", ms=3))
+            ls, marker = SPLIT_STYLE[s]
+            handles.append(Line2D([], [], color="0.3", ls=ls, marker=marker, ms=3.5))
             names.append(s or "(no split)")
-    fig.legend(handles, names, loc="outside upper center", ncol=min(len(names), 8), fontsize=8, frameon=False)
+    if "epoch" in first:  # a single epoch: a unit-wide axis, so its ticks stay integers
+        lo, hi = first["epoch"].get_xlim()
+        if hi - lo < 2:
+            first["epoch"].set_xlim((lo + hi) / 2 - 1, (lo + hi) / 2 + 1)
+    fig.legend(handles, names, loc="outside upper center", ncol=min(len(names), 8), fontsize=9, frameon=False)
     return fig, [n for n, _ in panels]
 
 

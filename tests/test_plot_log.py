@@ -64,7 +64,7 @@ def test_bad_folders_one_line_error(tmp_path, capsys):
     assert err.count("\n") == 0 and str(empty) in err and "log.json" in err
     run = fake_run(tmp_path / "run", ["ac_1"])
     (run / "log.json").write_text(json.dumps({"epoch": [0, 1], "ac_1_vl": [0.5]}))
-    assert tool.main([str(run)]) == 2
+    assert tool.main([str(run), "--output", str(tmp_path / "c.png")]) == 2
     assert "ac_1_vl" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
 
