@@ -32,7 +32,7 @@ from .errors import DataError
 from .tsv import TSVFile
 from .video_store import VideoStore
 
-__all__ = ["CaptionSplit", "load_caption_split", "resolve_yaml"]
+__all__ = ["CaptionSplit", "caption_keys", "load_caption_split", "resolve_yaml"]
 
 
 @dataclass
@@ -137,6 +137,12 @@ def _read_linelist(path, rows, problems):
             else:
                 out.append((i, j))
     return out
+
+
+def caption_keys(yaml_path, data_dir=None):
+    """The video keys of a split's caption TSV (no frames read; rows that do not parse included)."""
+    path = resolve_yaml(yaml_path, data_dir)
+    return [k for k, _ in _read_captions(_entry(_read_yaml(path), "caption", path, data_dir), [])]
 
 
 def load_caption_split(yaml_path, data_dir=None, size_frame=4, size_img=224, img_transform=("img_rand_crop",),

@@ -154,3 +154,27 @@ def test_split_parts(tmp_path):
     r = TSVFile(tmp_path / "xi_train_0.tsv").row(0)
     assert len(r) == 2 and r[1] == rows[0][3] and len(frame_fields(r)) == 1
     assert [r[0] for r in TSVFile(tmp_path / "xi_val.tsv")] == ["v2", "v5"]
+
+
+def test_multi_task_vid_filter_counts(tmp_path):
+    """A video that one task evaluates on leaves every train split of that dataset; counts reported."""
+    from tiny import make_color_world
+    filter_main = tool("multi_task_vid_filter").main
+    root = Path(make_color_world(str(tmp_path / "d"), n_videos=8, dataset="toy",
+                                 tasks={"toy-qa": "qa", "toy-retrieval": "retrieval"}))
+    qa = json.load(open(root / "txt_toy-qa.json"))
+    val_vid = qa["val"][0]["video"]
+    # the retrieval task trains on a video that QA validates on: it must go
+    ret = json.load(open(root / "txt_toy-retrieval.json"))
+    ret["train"].append({"video": val_vid, "caption": "leaked"})
+    json.dump(ret, open(root / "txt_toy-retrieval.json", "w"))
+    out = tmp_path / "multi"
+    assert filter_main(["--dataset", "toy", "--data_root", str(root), "--output_folder", str(out)]) == 0
+    rep = json.load(open(out / "filter_report.json"))["toy"]
+    assert rep["excluded_videos"] == 4  # 2 val + 2 test videos
+    assert rep["tasks"]["toy-retrieval"] == {"train_items": 5, "kept": 4, "dropped": 1, "dropped_videos": 1}
+    assert rep["tasks"]["toy-qa"]["dropped"] == 0
+    new = json.load(open(out / "txt_toy-retrieval.json"))
+    assert val_vid not in {it["video"] for it in new["train"]} and new["val"] == ret["val"]
+    assert (out / "img_toy.tsv").is_symlink()  # the frame store is usable from the output folder
+    assert filter_main(["--dataset", "nope", "--data_root", str(root), "--output_folder", str(out)]) == 1
