@@ -18,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
-from lavender.data.frames import (FRAME_PROBE_ROWS, decode_frame, frame_fields, frame_start,  # noqa: E402
-                                  parse_frame_column)
-from lavender.data.tsv import (head_rows, lineidx_path_for, read_lineidx, save_id2lineidx, scan_rows,  # noqa: E402
-                               split_row, write_lineidx)
+from lavender.data.frames import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
+from lavender.data.tsv import (lineidx_path_for, read_lineidx, save_id2lineidx, scan_rows, split_row,  # noqa: E402
+                               write_lineidx)
 
 
 def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):
@@ -29,7 +28,7 @@ def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):
     tsv_path = str(tsv_path)
     if not os.path.isfile(tsv_path):
         raise DataError(f"missing TSV file {tsv_path}")
-    start = frame_start(head_rows(tsv_path, FRAME_PROBE_ROWS), frame_column, file=tsv_path)
+    start = file_frame_start(tsv_path, frame_column)
     key2off, offsets, bad = {}, [], []
     for i, (off, line) in enumerate(scan_rows(tsv_path)):
         offsets.append(off)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
-from lavender.data.frames import FRAME_PROBE_ROWS, frame_fields, frame_start, parse_frame_column  # noqa: E402
+from lavender.data.frames import file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for, write_tsv  # noqa: E402
 from lavender.data.video_store import load_annotation_file  # noqa: E402
 
@@ -39,7 +39,7 @@ def split_parts(tsv_path, name: str, output_dir, size_part: int, train_keys=None
     """Write the part files; returns {file name: n_rows}."""
     pkl = id2lineidx_path_for(tsv_path)
     tsv = TSVFile(tsv_path, id2lineidx=pkl if os.path.exists(pkl) else None)
-    start = frame_start(tsv.head(FRAME_PROBE_ROWS), frame_column, file=tsv_path)
+    start = file_frame_start(tsv_path, frame_column)
     keys = tsv.keys()
     if train_keys is None or val_keys is None:
         val_keys = keys[val_every - 1::val_every]

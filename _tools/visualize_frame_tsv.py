@@ -17,8 +17,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from lavender.cli import main_guard  # noqa: E402
-from lavender.data.frames import (FRAME_PROBE_ROWS, decode_frame, frame_fields, frame_start,  # noqa: E402
-                                  parse_frame_column)
+from lavender.data.frames import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for  # noqa: E402
 
 
@@ -47,7 +46,7 @@ def main(argv=None) -> int:
     pkl = id2lineidx_path_for(a.input_file)
     tsv = TSVFile(a.input_file, id2lineidx=pkl if Path(pkl).exists() else None)
     row = tsv.row_by_key(a.key) if a.key is not None else tsv.row(0)
-    start = frame_start(tsv.head(FRAME_PROBE_ROWS), a.frame_column, file=a.input_file)
+    start = file_frame_start(a.input_file, a.frame_column)
     fields = frame_fields(row, start, file=a.input_file)
     frames = [decode_frame(b, file=a.input_file, key=row[0], index=i) for i, b in enumerate(fields)]
     frame_grid(frames, a.cols).save(a.output)

@@ -27,7 +27,7 @@ from .errors import DataError
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields", "frame_start",
-    "parse_frame_column", "FRAME_PROBE_ROWS",
+    "file_frame_start", "parse_frame_column", "FRAME_PROBE_ROWS",
     "decode_frame", "encode_frame", "temporal_sample", "extraction_indices", "read_video_frames",
     "normalize_img_transform", "ClipTransform", "resize_shorter",
 ]
@@ -60,11 +60,10 @@ def parse_frame_column(value) -> Union[str, int]:
     """A `frame_column` setting -> "auto" or a column >= 1 (ValueError otherwise)."""
     if value == "auto":
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    col = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(col, bool) or not isinstance(col, int) or col < 1:
         raise ValueError(f"frame_column must be 'auto' or a column number >= 1 (column 0 is the key), got {value!r}")
-    return value
+    return col
 
 
 FRAME_PROBE_ROWS = 5  # rows read to decide where a file's frames start
@@ -81,6 +80,12 @@ def frame_start(first_rows: Sequence[Sequence[str]], frame_column: Union[str, in
     raise DataError(f"no base64 JPEG/PNG frames in column 1 or 2 of the first {len(first_rows)} rows of "
                     f"{_where(file)} (first key {first_rows[0][0]!r}); pass frame_column explicitly if the "
                     f"layout differs")
+
+
+def file_frame_start(tsv_path, frame_column: Union[str, int] = "auto") -> int:
+    """:func:`frame_start` of a TSV file, from its first FRAME_PROBE_ROWS rows."""
+    from .tsv import head_rows
+    return frame_start(head_rows(tsv_path, FRAME_PROBE_ROWS), frame_column, file=tsv_path)
 
 
 def frame_fields(row: Sequence[str], start: int, file=None) -> List[str]:

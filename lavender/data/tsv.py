@@ -368,10 +368,6 @@ class TSVFile:
         for i in range(len(self)):
             yield self.row(i)
 
-    def head(self, n: int) -> List[List[str]]:
-        """The first `n` rows in file order (whatever the index says)."""
-        return head_rows(self.path, n)
-
     def __repr__(self) -> str:
         return f"TSVFile({self.path!r})"
 

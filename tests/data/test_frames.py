@@ -11,7 +11,8 @@ from PIL import Image
 
 from lavender.data.errors import DataError
 from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, decode_frame, encode_frame,
-                                  extraction_indices, frame_fields, frame_start, temporal_sample)
+                                  extraction_indices, file_frame_start, frame_fields, frame_start,
+                                  temporal_sample)
 from lavender.data.tsv import TSVFile, write_tsv
 from lavender.data.video_store import VideoStore, load_annotations
 
@@ -67,7 +68,7 @@ def test_original_layout_round_trips_bytes(tmp_path):
     p.write_bytes(("v1\t" + "\t".join(frames) + "\n").encode() + ("v2\t" + "\t".join(frames[:2]) + "\n").encode())
     (tmp_path / "x.lineidx").write_text(f"0\n{len(('v1' + chr(9) + chr(9).join(frames) + chr(10)).encode())}\n")
     t = TSVFile(p)
-    assert frame_start(t.head(5)) == 1  # tools layout: frames from column 1
+    assert file_frame_start(p) == 1  # tools layout: frames from column 1
     assert frame_fields(t.row(0), 1) == frames and frame_fields(t.row(1), 1) == frames[:2]
     down = [["v1", "extra"] + frames, ["v2", "x"] + frames[:2]]
     assert frame_start(down) == 2  # downstream layout: column 1 is skipped

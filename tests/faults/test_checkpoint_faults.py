@@ -3,7 +3,6 @@ the real layouts (Kinetics .pth with a numpy 'meta', module.-prefixed LAVENDER, 
 import argparse
 import collections
 import io
-import json
 import logging
 import os
 import pickle

@@ -94,3 +94,13 @@ def test_corrupt_first_frame_is_an_error_not_a_shifted_row(tmp_path):
     s = open_store(tmp_path, skip_bad=True)
     assert s.clip("vid3", train=False) is None and s.n_skipped == 1 and "frame 0" in s.skip_reasons["vid3"]
     assert s.clip("vid4", train=False).shape == (2, 3, 16, 16)
+
+
+def test_frame_column_and_safety_keys_in_the_config():
+    from lavender.config import ConfigError, load_config
+    cfg = load_config(["--frame_column", "2", "--ckpt_strict", "false", "--trust_checkpoint", "true"])
+    assert cfg.frame_column == 2 and cfg.ckpt_strict is False and cfg.trust_checkpoint is True
+    assert load_config([]).frame_column == "auto" and load_config([]).ckpt_strict is True
+    for bad in ("0", "two"):
+        with pytest.raises(ConfigError, match=rf"frame_column must be 'auto' or a column number >= 1.*'{bad}'"):
+            load_config(["--frame_column", bad])
