@@ -14,7 +14,7 @@ import sys
 from .config import ConfigError
 from .data.errors import DataError
 
-__all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard"]
+__all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "user_message"]
 
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 EXIT_USER_ERROR = 2  # as argparse for a bad command line
@@ -22,6 +22,21 @@ EXIT_USER_ERROR = 2  # as argparse for a bad command line
 
 def debug_requested(argv) -> bool:
     return "--debug" in argv or os.environ.get("LAVENDER_DEBUG", "").strip() not in ("", "0")
+
+
+def user_message(err) -> str:
+    """The message of a user error. One raised in a DataLoader worker arrives re-raised with the
+    worker's traceback in its text ("Caught DataError in DataLoader worker process 0 ..."): keep only
+    the original message, so the user sees the same line as with ``n_workers 0``."""
+    text = str(err)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        cls = type(err)
+        last_frame = text.rfind("\n  File ")
+        for name in (f"{cls.__module__}.{cls.__qualname__}: ", f"{cls.__qualname__}: "):
+            at = text.find(name, last_frame)
+            if at >= 0:
+                return text[at + len(name):].strip()
+    return text
 
 
 def main_guard(main, argv=None) -> int:
@@ -34,5 +49,5 @@ def main_guard(main, argv=None) -> int:
     except USER_ERRORS as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_message(e)}", file=sys.stderr)
         return EXIT_USER_ERROR

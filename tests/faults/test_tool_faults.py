@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lavender.cli import EXIT_USER_ERROR, main_guard
 from lavender.data.errors import DataError
@@ -122,3 +123,21 @@ def test_main_guard_debug_keeps_the_traceback(capsys, monkeypatch):
         main_guard(main, ["--x"])
     with pytest.raises(ZeroDivisionError):  # a bug is never hidden
         main_guard(lambda argv: 1 / 0, [])
+
+
+class _BadRows(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        raise DataError(f"img_x.tsv, key 'vid{i}', frame 0: cannot decode image")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_data_error_in_a_loader_worker_is_the_same_one_line(capsys, workers):
+    def main(argv):
+        loader = torch.utils.data.DataLoader(_BadRows(), num_workers=workers,
+                                             multiprocessing_context="fork" if workers else None)
+        next(iter(loader))
+    assert main_guard(main, []) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "error: img_x.tsv, key 'vid0', frame 0: cannot decode image\n"
