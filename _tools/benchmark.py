@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lavender.cli import main_guard  # noqa: E402
+
 
 # ----------------------------------------------------------------------------- data
 def write_synthetic_store(out_dir, n_videos: int = 64, n_frames: int = 8, size=(240, 320), seed: int = 0):
@@ -295,4 +297,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -16,7 +16,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lavender.models.checkpoint import load_state_dict_into  # noqa: E402
+from lavender.cli import main_guard  # noqa: E402
+from lavender.models.checkpoint import load_state_dict_into, load_torch_file  # noqa: E402
 from lavender.models.lavender import Lavender, ModelConfig, bert_settings  # noqa: E402
 from lavender.models.video_swin import SwinConfig  # noqa: E402
 
@@ -139,7 +140,7 @@ def compare(got, want, tol):
 
 def run_check(ref_path, f64=False, log=print, state_dict=None):
     """Run the whole check; returns (all passed, {label: {name: (diff, passed)}})."""
-    ref = torch.load(ref_path, map_location="cpu", weights_only=True)
+    ref = load_torch_file(ref_path)
     torch.manual_seed(0)
     model = build_from_config(ref["config"])
     load_state_dict_into(model, state_dict if state_dict is not None else ref["state_dict"], strict=True,
@@ -171,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

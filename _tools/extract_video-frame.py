@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
 from lavender.data.frames import encode_frame, read_video_frames, resize_shorter  # noqa: E402
 from lavender.data.tsv import atomic_write  # noqa: E402
@@ -110,8 +111,7 @@ def main(argv=None) -> int:
         ap.error("--sample must be >= 1")
     input_dir = a.input_dir or f"_{a.path}"
     if not os.path.isdir(input_dir):
-        print(f"error: input folder {input_dir} does not exist", file=sys.stderr)
-        return 2
+        raise DataError(f"input folder {input_dir} does not exist (put the raw videos there or pass --input_dir)")
     output = a.output or f"{a.path}.pkl"
     n_done, skipped, short = extract_videos(input_dir, output, a.sample, a.workers, a.resize,
                                             progress=not a.no_progress)
@@ -121,4 +121,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.data.frames import extraction_indices  # noqa: E402
 from lavender.data.tsv import atomic_write, write_tsv  # noqa: E402
 
@@ -432,4 +433,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

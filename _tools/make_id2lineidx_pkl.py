@@ -1,9 +1,11 @@
-"""TSV + lineidx -> ``{video_id: byte offset}`` pickle (SPEC 8).
+"""TSV -> ``{video_id: byte offset}`` pickle (SPEC 8), read from the TSV itself.
 
     python _tools/make_id2lineidx_pkl.py --input_file _datasets/img_msrvtt.tsv \
         --output_file _datasets/img_msrvtt.id2lineidx.pkl
-Key = ``Path(row[0]).stem``. The first frame of every row is base64-decoded and image-decoded
-as a check; bad rows are reported (and still indexed). A missing ``.lineidx`` is rebuilt.
+Key = ``Path(row[0]).stem``. Every row of the TSV is scanned (a truncated or stale ``.lineidx`` is
+never trusted; it is rewritten when it does not list exactly the rows found). The first frame of
+every row is base64-decoded and image-decoded as a check; bad rows (undecodable first frame, a
+last row cut short, duplicate keys) are reported, and the exit status is then 1.
 """
 from __future__ import annotations
 
@@ -14,29 +16,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
-from lavender.data.frames import decode_frame, frame_fields  # noqa: E402
-from lavender.data.tsv import TSVFile, build_lineidx, lineidx_path_for, save_id2lineidx  # noqa: E402
+from lavender.data.frames import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
+from lavender.data.tsv import (lineidx_path_for, read_lineidx, save_id2lineidx, scan_rows, split_row,  # noqa: E402
+                               write_lineidx)
 
 
-def make_id2lineidx(tsv_path, out_path, frame_column="auto"):
-    """Returns (n_rows, bad) with bad = [(row index, key, reason)]."""
-    if not os.path.exists(lineidx_path_for(tsv_path)):
-        print(f"note: {lineidx_path_for(tsv_path)} missing, rebuilding it")
-        build_lineidx(tsv_path)
-    tsv = TSVFile(tsv_path)
-    key2off, bad = {}, []
-    for i, off in enumerate(tsv.offsets):
-        row = tsv.row_at(off, f"row {i}")
+def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):
+    """Returns (n_keys, bad) with bad = [(row index, key, reason)]."""
+    tsv_path = str(tsv_path)
+    if not os.path.isfile(tsv_path):
+        raise DataError(f"missing TSV file {tsv_path}")
+    start = file_frame_start(tsv_path, frame_column)
+    key2off, offsets, bad = {}, [], []
+    for i, (off, line) in enumerate(scan_rows(tsv_path)):
+        offsets.append(off)
+        row = split_row(line, f"{tsv_path}: row {i} at byte {off}")
         key = Path(row[0]).stem
         if key in key2off:
             bad.append((i, key, "duplicate key (first row kept)"))
             continue
+        if not line.endswith(b"\n"):
+            bad.append((i, key, f"the file ends in the middle of this row: {tsv_path} is truncated (not indexed)"))
+            continue
         key2off[key] = off
         try:
-            decode_frame(frame_fields(row, frame_column, file=tsv_path)[0], file=tsv_path, key=key, index=0)
+            decode_frame(frame_fields(row, start, file=tsv_path)[0], file=tsv_path, key=key, index=0)
         except DataError as e:
             bad.append((i, key, str(e)))
+    lineidx = lineidx_path_for(tsv_path)
+    old = read_lineidx(lineidx) if os.path.exists(lineidx) else None
+    if old != offsets:
+        write_lineidx(lineidx, offsets)
+        was = "was missing" if old is None else f"listed {len(old)} rows, not the {len(offsets)} found"
+        log(f"note: rewrote {lineidx} (it {was})")
     save_id2lineidx(out_path, key2off)
     return len(key2off), bad
 
@@ -45,10 +59,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input_file", required=True)
     ap.add_argument("--output_file", required=True)
-    ap.add_argument("--frame_column", default="auto", help="'auto' or the first frame column")
+    ap.add_argument("--frame_column", default="auto", type=parse_frame_column,
+                    help="'auto' or the first frame column")
     a = ap.parse_args(argv)
-    fc = a.frame_column if a.frame_column == "auto" else int(a.frame_column)
-    n, bad = make_id2lineidx(a.input_file, a.output_file, fc)
+    n, bad = make_id2lineidx(a.input_file, a.output_file, a.frame_column)
     for i, key, reason in bad:
         print(f"bad row {i} ({key}): {reason}")
     print(f"wrote {n} keys to {a.output_file}; bad rows: {len(bad)}")
@@ -56,4 +70,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

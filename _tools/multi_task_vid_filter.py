@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.data.caption_data import caption_keys  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
 from lavender.data.video_store import load_annotation_file  # noqa: E402
@@ -107,21 +107,17 @@ def main(argv=None):
     if os.path.abspath(a.output_folder) == os.path.abspath(a.data_root):
         ap.error("--output_folder must differ from --data_root (the filtered files keep their names)")
     full = {}
-    try:
-        for ds in a.dataset:
-            yamls = given.get(ds, default_caption_yamls(ds, a.data_root))
-            report, n_ex = filter_dataset(ds, a.data_root, a.output_folder, yamls, link=not a.no_link)
-            print(f"{ds}: {n_ex} val/test videos excluded from train")
-            for task, r in report.items():
-                print(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
-            full[ds] = {"excluded_videos": n_ex, "tasks": report}
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    for ds in a.dataset:
+        yamls = given.get(ds, default_caption_yamls(ds, a.data_root))
+        report, n_ex = filter_dataset(ds, a.data_root, a.output_folder, yamls, link=not a.no_link)
+        print(f"{ds}: {n_ex} val/test videos excluded from train")
+        for task, r in report.items():
+            print(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
+        full[ds] = {"excluded_videos": n_ex, "tasks": report}
     atomic_json(full, os.path.join(a.output_folder, "filter_report.json"))
     print(f"wrote {os.path.join(a.output_folder, 'filter_report.json')}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
 
@@ -272,16 +273,11 @@ def main(argv=None) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("error: plot_log.py needs matplotlib: pip install matplotlib", file=sys.stderr)
-        return 2
-    try:
-        _, titles = plot_runs(a.run_dirs, a.output, a.smooth)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise DataError("plot_log.py needs matplotlib: pip install matplotlib") from None
+    _, titles = plot_runs(a.run_dirs, a.output, a.smooth)
     print(f"wrote {a.output}: {len(titles)} axes ({', '.join(titles)}) for {len(a.run_dirs)} run(s)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

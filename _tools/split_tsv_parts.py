@@ -11,20 +11,27 @@ lists); without it every ``--val_every``-th row goes to val. ``--image`` writes 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.data.frames import frame_fields  # noqa: E402
+from lavender.cli import main_guard  # noqa: E402
+from lavender.data.errors import DataError  # noqa: E402
+from lavender.data.frames import file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for, write_tsv  # noqa: E402
+from lavender.data.video_store import load_annotation_file  # noqa: E402
 
 
-def _split_keys(d: dict, split: str):
+def _split_keys(d: dict, split: str, path):
     v = d.get(split, {})
-    return list(v.keys()) if isinstance(v, dict) else [it["video"] for it in v]
+    if isinstance(v, dict):
+        return list(v.keys())
+    try:
+        return [it["video"] for it in v]
+    except (TypeError, KeyError):
+        raise DataError(f"{path}[{split!r}]: expected {{video: [captions]}} or items with a 'video' field") from None
 
 
 def split_parts(tsv_path, name: str, output_dir, size_part: int, train_keys=None, val_keys=None,
@@ -32,6 +39,7 @@ def split_parts(tsv_path, name: str, output_dir, size_part: int, train_keys=None
     """Write the part files; returns {file name: n_rows}."""
     pkl = id2lineidx_path_for(tsv_path)
     tsv = TSVFile(tsv_path, id2lineidx=pkl if os.path.exists(pkl) else None)
+    start = file_frame_start(tsv_path, frame_column)
     keys = tsv.keys()
     if train_keys is None or val_keys is None:
         val_keys = keys[val_every - 1::val_every]
@@ -42,7 +50,7 @@ def split_parts(tsv_path, name: str, output_dir, size_part: int, train_keys=None
 
     def rows(ks):
         for k in ks:
-            fr = frame_fields(tsv.row_by_key(k), frame_column, file=tsv_path)
+            fr = frame_fields(tsv.row_by_key(k), start, file=tsv_path)
             yield [k, fr[len(fr) // 2]] if image else [k] + fr
 
     out = {}
@@ -65,19 +73,17 @@ def main(argv=None) -> int:
     ap.add_argument("--txt_json", default=None, help="take train/val keys from this json")
     ap.add_argument("--val_every", type=int, default=10)
     ap.add_argument("--image", action="store_true", help="one (middle) frame per row")
-    ap.add_argument("--frame_column", default="auto")
+    ap.add_argument("--frame_column", default="auto", type=parse_frame_column)
     a = ap.parse_args(argv)
     tr = va = None
     if a.txt_json:
-        with open(a.txt_json) as f:
-            d = json.load(f)
-        tr, va = _split_keys(d, "train"), _split_keys(d, "val")
-    fc = a.frame_column if a.frame_column == "auto" else int(a.frame_column)
+        d = load_annotation_file(a.txt_json)
+        tr, va = _split_keys(d, "train", a.txt_json), _split_keys(d, "val", a.txt_json)
     for fn, n in split_parts(a.input_file, a.name, a.output_dir, a.size_part, tr, va, a.val_every,
-                             a.image, fc).items():
+                             a.image, a.frame_column).items():
         print(f"{fn}: {n} rows")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

@@ -1,5 +1,8 @@
 """Write a PNG grid of the frames of one TSV row (first row by default).
 
+Frames start at the column decided once for the whole file (as every reader does); a frame of the row
+that does not decode is an error naming the file, key and frame.
+
     python _tools/visualize_frame_tsv.py --input_file _datasets/img_msrvtt.tsv --key video7010 --output grid.png
 """
 from __future__ import annotations
@@ -13,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lavender.data.frames import decode_frame, frame_fields  # noqa: E402
+from lavender.cli import main_guard  # noqa: E402
+from lavender.data.frames import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for  # noqa: E402
 
 
@@ -36,14 +40,14 @@ def main(argv=None) -> int:
     ap.add_argument("--input_file", required=True)
     ap.add_argument("--key", default=None, help="row key (default: the first row)")
     ap.add_argument("--output", default="grid.png")
-    ap.add_argument("--frame_column", default="auto")
+    ap.add_argument("--frame_column", default="auto", type=parse_frame_column)
     ap.add_argument("--cols", type=int, default=4)
     a = ap.parse_args(argv)
     pkl = id2lineidx_path_for(a.input_file)
     tsv = TSVFile(a.input_file, id2lineidx=pkl if Path(pkl).exists() else None)
     row = tsv.row_by_key(a.key) if a.key is not None else tsv.row(0)
-    fc = a.frame_column if a.frame_column == "auto" else int(a.frame_column)
-    fields = frame_fields(row, fc, file=a.input_file)
+    start = file_frame_start(a.input_file, a.frame_column)
+    fields = frame_fields(row, start, file=a.input_file)
     frames = [decode_frame(b, file=a.input_file, key=row[0], index=i) for i, b in enumerate(fields)]
     frame_grid(frames, a.cols).save(a.output)
     print(f"{row[0]}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} -> {a.output}")
@@ -51,4 +55,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))

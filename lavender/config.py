@@ -41,6 +41,9 @@ DEFAULTS = {
     "frame_column": "auto",        # TSV column where frames start ("auto" detects base64 images;
                                    # "swinbert": SwinBERT's captioning rule, row[2:] or the image row[-1])
     "skip_bad": False,             # skip and count bad/missing videos instead of stopping
+    "ckpt_strict": True,           # a weights file that fills only part of what it should is an error
+                                   # (false: load the part that fits, report printed as a warning)
+    "trust_checkpoint": False,     # allow weights files that need full unpickling (can run code from the file)
     "eval_only": False,            # evaluate the loaded checkpoint only (zero-shot); = size_epoch 0
     "resume": "",                  # "latest" or a path to a resume_*.pt state file
     "save_steps": 0,               # also write resume state every N optimizer steps (0: epoch ends only)
@@ -241,6 +244,11 @@ def validate(cfg):
         raise ConfigError(f"task_sampling must be 'uniform' or 'proportional', got {cfg.task_sampling!r}")
     if cfg.grad_accum < 1 or cfg.size_batch < 1:
         raise ConfigError("size_batch and grad_accum must be >= 1")
+    from .data.frames import parse_frame_column
+    try:
+        cfg.frame_column = parse_frame_column(cfg.frame_column)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from lavender.cli import main_guard
 from lavender.paths import REPO_ROOT
 
 TOOL = f"{REPO_ROOT}/_tools/plot_log.py"
@@ -59,12 +60,12 @@ def test_bad_folders_one_line_error(tmp_path, capsys):
     tool = _tool()
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert tool.main([str(empty), "--output", str(tmp_path / "c.png")]) == 2
+    assert main_guard(tool.main, [str(empty), "--output", str(tmp_path / "c.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(empty) in err and "log.json" in err
     run = fake_run(tmp_path / "run", ["ac_1"])
     (run / "log.json").write_text(json.dumps({"epoch": [0, 1], "ac_1_vl": [0.5]}))
-    assert tool.main([str(run), "--output", str(tmp_path / "c.png")]) == 2
+    assert main_guard(tool.main, [str(run), "--output", str(tmp_path / "c.png")]) == 2
     assert "ac_1_vl" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
 

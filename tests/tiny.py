@@ -117,3 +117,24 @@ def tiny_overrides(data_dir, out_dir):
             "--swin_config", json.dumps(m["swin_config"]),
             "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
             "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]
+
+
+class Payload:
+    """An object whose unpickling runs code (creates `marker`): what a crafted checkpoint or index carries."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def frame_b64(seed, size=16):
+    """A base64 JPEG of random pixels."""
+    arr = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return encode_frame(arr)
+
+
+def frame_rows(n=10):
+    """`n` rows ``vid{i} \\t frame \\t frame`` of a frame TSV (the tools' layout)."""
+    return [[f"vid{i}", frame_b64(i), frame_b64(i + 1)] for i in range(n)]

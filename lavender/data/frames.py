@@ -3,10 +3,13 @@ temporal sampling (SPEC 4.1) and the spatial transforms (SPEC 4.2).
 
 Frame-column rule (SPEC 3.1 / 9 #5). The original tools write ``vid \\t f1 … fK`` (frames from
 column 1) while the original downstream stores carry an extra field in column 1 (frames from
-column 2). With ``frame_column="auto"`` each row is inspected: frames start at column 1 if that
-field is a base64 JPEG ("/9j/") or PNG ("iVBOR"), else at column 2 if that one is; every field
-from the start column on is a frame (a corrupt frame there is an error, never silently dropped).
-An int `frame_column` forces the start column; "swinbert" is SwinBERT's captioning rule (`frame_fields`).
+column 2). The start column is decided once per file (:func:`frame_start`): with
+``frame_column="auto"`` it is column 1 if that field is a base64 JPEG ("/9j/") or PNG ("iVBOR") in
+any of the file's first rows, else column 2 if that one is; an int `frame_column` forces it. Every
+field from the start column on is a frame, in every row of the file, so a corrupt frame is an error
+naming file, key and frame, never a row silently read from the next column. ``"swinbert"`` is
+SwinBERT's captioning rule (SPEC §3.4), decided by each row's field count, not its content:
+``row[2:]`` if the row has at least ``size_frame`` + 2 fields, else the single image ``row[-1]``.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from PIL import Image
 from .errors import DataError
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields",
+    "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields", "frame_start",
+    "file_frame_start", "parse_frame_column", "FRAME_PROBE_ROWS",
     "decode_frame", "encode_frame", "temporal_sample", "extraction_indices", "read_video_frames",
     "normalize_img_transform", "ClipTransform", "resize_shorter",
 ]
@@ -54,30 +58,48 @@ def is_frame_field(s: str) -> bool:
     return s.startswith(_FRAME_PREFIXES)
 
 
-def frame_fields(row: Sequence[str], frame_column: Union[str, int] = "auto", file=None,
-                 size_frame: int = None) -> List[str]:
-    """The base64 frame fields of a TSV row (see module doc for the rule).
+def parse_frame_column(value) -> Union[str, int]:
+    """A `frame_column` setting -> "auto", "swinbert" or a column >= 1 (ValueError otherwise)."""
+    if value in ("auto", "swinbert"):
+        return value
+    col = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(col, bool) or not isinstance(col, int) or col < 1:
+        raise ValueError(f"frame_column must be 'auto', 'swinbert' or a column number >= 1 (column 0 is the key), "
+                         f"got {value!r}")
+    return col
 
-    ``frame_column="swinbert"`` is SwinBERT's captioning rule (SPEC §3.4): ``row[2:]`` if the row has at
-    least ``size_frame`` + 2 fields, else the single image ``row[-1]``.
-    """
-    if frame_column == "swinbert":
+
+FRAME_PROBE_ROWS = 5  # rows read to decide where a file's frames start
+
+
+def frame_start(first_rows: Sequence[Sequence[str]], frame_column: Union[str, int] = "auto", file=None):
+    """The column where frames start in every row of a file, from its first rows (module doc)."""
+    col = parse_frame_column(frame_column)
+    if col == "swinbert":
+        return col
+    if col != "auto" or not first_rows:
+        return 1 if col == "auto" else col
+    for start in (1, 2):
+        if any(len(r) > start and is_frame_field(r[start]) for r in first_rows):
+            return start
+    raise DataError(f"no base64 JPEG/PNG frames in column 1 or 2 of the first {len(first_rows)} rows of "
+                    f"{_where(file)} (first key {first_rows[0][0]!r}); pass frame_column explicitly if the "
+                    f"layout differs")
+
+
+def file_frame_start(tsv_path, frame_column: Union[str, int] = "auto"):
+    """:func:`frame_start` of a TSV file, from its first FRAME_PROBE_ROWS rows."""
+    from .tsv import head_rows
+    return frame_start(head_rows(tsv_path, FRAME_PROBE_ROWS), frame_column, file=tsv_path)
+
+
+def frame_fields(row: Sequence[str], start, file=None, size_frame: int = None) -> List[str]:
+    """The base64 frame fields of a TSV row whose file's frames start at column `start` (or "swinbert",
+    which needs `size_frame`)."""
+    if start == "swinbert":
         if size_frame is None:
             raise ValueError("frame_column 'swinbert' needs size_frame")
-        if len(row) < 2:
-            raise DataError(f"row {row[0]!r} has no frame field ({_where(file)}, {len(row)} field)")
-        return list(row[2:]) if len(row) >= int(size_frame) + 2 else [row[-1]]
-    if frame_column != "auto":
-        start = int(frame_column)
-        if start < 1:
-            raise ValueError("frame_column must be >= 1 (column 0 is the key)")
-    elif len(row) > 1 and is_frame_field(row[1]):
-        start = 1
-    elif len(row) > 2 and is_frame_field(row[2]):
-        start = 2
-    else:
-        raise DataError(f"no base64 JPEG/PNG frames in column 1 or 2 of row {row[0]!r} "
-                        f"({_where(file)}, {len(row)} fields); pass frame_column explicitly if the layout differs")
+        start = 2 if len(row) >= int(size_frame) + 2 else len(row) - 1
     out = list(row[start:])
     if not out:
         raise DataError(f"row {row[0]!r} has no frame fields from column {start} ({_where(file)})")

@@ -5,7 +5,8 @@ Layout (kept from the original tools so files round-trip):
     field 0 is the key (video id), the other fields are base64 frames (see frames.py
     for the frame-column rule).
   * ``X.lineidx``: the decimal byte offset of every row start, one per line.
-  * ``X.id2lineidx.pkl`` (optional): pickled ``{key: byte offset of the row}``.
+  * ``X.id2lineidx.pkl`` (optional): pickled ``{key: byte offset of the row}`` (read without
+    running code from it: safe_pickle.py).
 
 Reads are binary so offsets are byte offsets. The file handle is opened lazily and
 re-opened when the process id changes, so a `TSVFile` can be created in the main
@@ -18,15 +19,17 @@ import contextlib
 import os
 import pickle
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..fileio import atomic_write
 from .errors import DataError
+from .safe_pickle import load_plain_pickle
 
 __all__ = [
     "TSVFile", "TSVFileCollection", "atomic_write", "build_lineidx", "read_lineidx",
     "write_lineidx", "write_tsv", "lineidx_path_for", "id2lineidx_path_for",
-    "load_id2lineidx", "save_id2lineidx",
+    "load_id2lineidx", "save_id2lineidx", "scan_rows", "split_row", "head_rows", "rebuild_hint",
+    "tsv_path_for",
 ]
 
 
@@ -40,6 +43,26 @@ def id2lineidx_path_for(tsv_path) -> str:
     return os.path.splitext(str(tsv_path))[0] + ".id2lineidx.pkl"
 
 
+def tsv_path_for(index_path) -> str:
+    """``X.lineidx`` / ``X.id2lineidx.pkl`` -> ``X.tsv``."""
+    index_path = str(index_path)
+    for ext in (".id2lineidx.pkl", ".lineidx"):
+        if index_path.endswith(ext):
+            return index_path[:-len(ext)] + ".tsv"
+    return os.path.splitext(index_path)[0] + ".tsv"
+
+
+def rebuild_hint(tsv_path, index_path=None) -> str:
+    """How to rebuild the index of `tsv_path` (an ``.id2lineidx.pkl`` when `index_path` is one, else the
+    ``.lineidx``); both commands read the TSV itself."""
+    tsv_path = str(tsv_path)
+    if index_path and str(index_path).endswith(".pkl"):
+        return (f"rebuild it with `python _tools/make_id2lineidx_pkl.py --input_file {tsv_path} "
+                f"--output_file {index_path}` (which also rewrites the .lineidx)")
+    return (f"rebuild it with `python -c \"from lavender.data.tsv import build_lineidx; "
+            f"build_lineidx('{tsv_path}')\"`")
+
+
 def write_lineidx(path, offsets: Iterable[int]) -> None:
     """Write decimal byte offsets, one per line (atomic)."""
     with atomic_write(path, "w") as f:
@@ -51,10 +74,8 @@ def read_lineidx(path) -> List[int]:
     """Read a ``.lineidx`` file; raise DataError if it is missing or not integers."""
     path = str(path)
     if not os.path.exists(path):
-        raise DataError(
-            f"missing line index {path}: rebuild it with "
-            f"`python -c \"from lavender.data.tsv import build_lineidx; build_lineidx('{os.path.splitext(path)[0]}.tsv')\"` "
-            f"or write the TSV with _tools/extract_tsv.py (which writes both files)")
+        raise DataError(f"missing line index {path}: {rebuild_hint(tsv_path_for(path))}, "
+                        f"or write the TSV with _tools/extract_tsv.py (which writes both files)")
     out = []
     with open(path, "r") as f:
         for n, line in enumerate(f):
@@ -68,16 +89,38 @@ def read_lineidx(path) -> List[int]:
     return out
 
 
-def build_lineidx(tsv_path, lineidx_path: Optional[str] = None) -> List[int]:
-    """Scan `tsv_path` and write its ``.lineidx`` (row start offsets). Returns the offsets."""
-    tsv_path = str(tsv_path)
-    offsets = []
+def scan_rows(tsv_path) -> Iterator[Tuple[int, bytes]]:
+    """(byte offset, raw line) of every non-blank row, read from the TSV itself (no index)."""
     pos = 0
-    with open(tsv_path, "rb") as f:
+    with open(str(tsv_path), "rb") as f:
         for line in f:
             if line.strip():
-                offsets.append(pos)
+                yield pos, line
             pos += len(line)
+
+
+def split_row(line: bytes, where: str) -> List[str]:
+    """A raw TSV line -> its fields, stripped; DataError naming `where` if it is not UTF-8."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{where} is not valid UTF-8") from None
+    return [x.strip() for x in text.split("\t")]
+
+
+def head_rows(tsv_path, n: int) -> List[List[str]]:
+    """The first `n` rows of a TSV in file order (to decide how the file is laid out)."""
+    out = []
+    for i, (off, line) in enumerate(scan_rows(tsv_path)):
+        if i == n:
+            break
+        out.append(split_row(line, f"{tsv_path}: row {i} at byte {off}"))
+    return out
+
+
+def build_lineidx(tsv_path, lineidx_path: Optional[str] = None) -> List[int]:
+    """Scan `tsv_path` and write its ``.lineidx`` (row start offsets). Returns the offsets."""
+    offsets = [off for off, _ in scan_rows(tsv_path)]
     write_lineidx(lineidx_path or lineidx_path_for(tsv_path), offsets)
     return offsets
 
@@ -115,18 +158,19 @@ def save_id2lineidx(path, key2off: Dict[str, int]) -> None:
         pickle.dump(dict(key2off), f)
 
 
-def load_id2lineidx(path) -> Dict[str, int]:
-    """Load an ``id2lineidx.pkl``; DataError if missing or not a dict of offsets."""
+def load_id2lineidx(path, tsv_path=None) -> Dict[str, int]:
+    """Load an ``id2lineidx.pkl`` without running code from it; DataError if missing or not
+    a dict {str key: int byte offset}."""
     path = str(path)
+    hint = rebuild_hint(tsv_path or tsv_path_for(path), path)
     if not os.path.exists(path):
-        raise DataError(f"missing key index {path}: build it with _tools/make_id2lineidx_pkl.py")
-    try:
-        with open(path, "rb") as f:
-            d = pickle.load(f)
-    except Exception as e:  # any unpickling failure is a data problem for the user
-        raise DataError(f"{path}: cannot unpickle ({type(e).__name__}: {e})") from None
+        raise DataError(f"missing key index {path}: {hint}")
+    d = load_plain_pickle(path, "key index {key: byte offset}", hint)
     if not isinstance(d, dict):
-        raise DataError(f"{path}: expected a dict {{key: byte offset}}, got {type(d).__name__}")
+        raise DataError(f"{path}: expected a dict {{key: byte offset}}, got {type(d).__name__}; {hint}")
+    for k, v in d.items():
+        if not isinstance(k, str) or type(v) is not int or v < 0:
+            raise DataError(f"{path}: expected {{str key: byte offset}}, found {k!r}: {v!r}; {hint}")
     return d
 
 
@@ -147,11 +191,18 @@ class TSVFile:
             raise DataError(f"missing TSV file {self.path}")
         self.lineidx_path = str(lineidx) if lineidx else lineidx_path_for(self.path)
         self._id2lineidx_src = id2lineidx
+        self._key_map_checked = False
         self._offsets: Optional[List[int]] = None
         self._key2off: Optional[Dict[str, int]] = None
         self._fh = None
         self._pid = None
         self._size = os.path.getsize(self.path)
+        # Load and check the index the file is read through now, so that a truncated TSV or a stale
+        # index is reported when the store is opened, not in the middle of a run.
+        if id2lineidx is not None:
+            self._key_map_src()
+        else:
+            self.offsets
 
     # -- pickling (spawned workers): never ship an open handle
     def __getstate__(self):
@@ -180,40 +231,82 @@ class TSVFile:
     # -- index
     def _key_map_src(self) -> Optional[Dict[str, int]]:
         src = self._id2lineidx_src
-        if src is None or isinstance(src, dict):
+        if src is None or self._key_map_checked:
             return src
-        self._id2lineidx_src = load_id2lineidx(src)
-        return self._id2lineidx_src
+        name = "the key map" if isinstance(src, dict) else str(src)
+        if not isinstance(src, dict):
+            src = load_id2lineidx(src, self.path)
+        if src:
+            # The row furthest into the file must be there, start a line, carry its key and end
+            # with a newline: a cheap test that catches a truncated TSV and most stale indexes.
+            key, off = max(src.items(), key=lambda kv: kv[1])
+            hint = rebuild_hint(self.path, name)
+            self._check_row_end(off, f"the row of key {key!r}", name, hint)
+            got = self._key_at(off, f"the row of key {key!r}", hint)
+            if got != key and Path(got).stem != key:
+                raise DataError(f"{name} is stale: it puts key {key!r} at byte {off} of {self.path}, "
+                                f"but the row there is {got!r}; {hint}")
+        self._id2lineidx_src, self._key_map_checked = src, True
+        return src
+
+    def _check_row_end(self, offset: int, what: str, index: str, hint: str):
+        """The row at `offset` must lie inside the file, start a line and end with a newline;
+        returns the handle positioned after it."""
+        if offset >= self._size:
+            raise DataError(f"{index} does not match {self.path}: {what} starts at byte {offset} but the "
+                            f"TSV has {self._size} bytes: the TSV is truncated (copy or write it again) or "
+                            f"the index is stale ({hint})")
+        f = self._seek_row(offset, what, hint)
+        line = f.readline()
+        if not line.endswith(b"\n"):
+            raise DataError(f"{self.path} ends in the middle of {what} (at byte {offset + len(line)}, "
+                            f"without the row's newline): the TSV is truncated; copy or write it again")
+        return f
+
+    def _check_offsets(self, offs: List[int]) -> None:
+        """The last indexed row ends the file (only blank lines may follow)."""
+        hint = rebuild_hint(self.path)
+        if offs:
+            f = self._check_row_end(offs[-1], f"row {len(offs) - 1}", self.lineidx_path, hint)
+        else:
+            f = self._file()
+            f.seek(0)
+        end = f.tell()
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                return
+            if chunk.strip():
+                raise DataError(f"{self.lineidx_path} lists {len(offs)} rows but {self.path} goes on after "
+                                f"them (from byte {end}): the .lineidx is truncated or stale, so rows would "
+                                f"be silently unused; {hint}")
 
     @property
     def offsets(self) -> List[int]:
         if self._offsets is None:
             if not os.path.exists(self.lineidx_path) and self._key_map_src() is not None:
-                offs = sorted(set(int(v) for v in self._key_map_src().values()))
+                offs = sorted(set(self._key_map_src().values()))
             else:
                 offs = read_lineidx(self.lineidx_path)
-            if offs and offs[-1] >= self._size:
-                raise DataError(
-                    f"{self.lineidx_path} does not match {self.path}: row {len(offs) - 1} starts at byte "
-                    f"{offs[-1]} but the file has {self._size} bytes (truncated TSV or stale lineidx; "
-                    f"rebuild with lavender.data.tsv.build_lineidx)")
+                self._check_offsets(offs)
             self._offsets = offs
         return self._offsets
 
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def _seek_row(self, offset: int, what: str):
+    def _seek_row(self, offset: int, what: str, hint: Optional[str] = None):
         """Validate `offset` as a row start and leave the handle positioned there."""
+        hint = hint or "rebuild the index (see _datasets/README.md)"
         if offset < 0 or offset >= self._size:
             raise DataError(f"{self.path}: {what} starts at byte {offset}, beyond the end of the file "
-                            f"({self._size} bytes): truncated TSV or stale index")
+                            f"({self._size} bytes): truncated TSV or stale index; {hint}")
         f = self._file()
         if offset > 0:
             f.seek(offset - 1)
             if f.read(1) != b"\n":
                 raise DataError(f"{self.path}: {what} offset {offset} is not the start of a line "
-                                f"(index does not match this TSV; rebuild it with build_lineidx)")
+                                f"(the index does not match this TSV); {hint}")
         else:
             f.seek(0)
         return f
@@ -221,11 +314,7 @@ class TSVFile:
     def row_at(self, offset: int, what: str = "row") -> List[str]:
         """The row starting at byte `offset`, split on tabs, fields stripped."""
         line = self._seek_row(int(offset), what).readline()
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{self.path}: {what} at byte {offset} is not valid UTF-8") from None
-        return [x.strip() for x in text.split("\t")]
+        return split_row(line, f"{self.path}: {what} at byte {offset}")
 
     def row(self, i: int) -> List[str]:
         """Row `i` (0-based, lineidx order)."""
@@ -234,8 +323,8 @@ class TSVFile:
             raise IndexError(f"{self.path}: row {i} out of range ({len(offs)} rows)")
         return self.row_at(offs[i], f"row {i % len(offs)}")
 
-    def _key_at(self, offset: int, what: str) -> str:
-        f = self._seek_row(offset, what)
+    def _key_at(self, offset: int, what: str, hint: Optional[str] = None) -> str:
+        f = self._seek_row(offset, what, hint)
         buf = b""
         while True:
             chunk = f.read(4096)

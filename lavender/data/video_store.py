@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipTransform, decode_frame, frame_fields, temporal_sample
+from .frames import ClipTransform, decode_frame, file_frame_start, frame_fields, temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -21,8 +21,9 @@ class VideoStore:
 
     ``clip(video_id, train, rng)`` -> float32 (T, 3, size_img, size_img) with T = size_frame
     (rows with fewer frames are padded by repeating the last one; 1-frame images with
-    ``size_frame == 1`` give T = 1). With ``skip_bad=True`` a missing/corrupt video returns None
-    and is counted in ``n_skipped`` / ``skip_reasons`` (per process: each DataLoader worker counts
+    ``size_frame == 1`` give T = 1). Frames start at the same column in every row (``frame_column``,
+    decided once when the store is opened: see frames.py). With ``skip_bad=True`` a missing/corrupt
+    video returns None and is counted in ``n_skipped`` / ``skip_reasons`` (per process: each DataLoader worker counts
     its own) instead of raising DataError.
     """
 
@@ -43,7 +44,7 @@ class VideoStore:
                             f"run _tools/make_id2lineidx_pkl.py or lavender.data.tsv.build_lineidx")
         self.size_frame = int(size_frame)
         self.size_img = int(size_img)
-        self.frame_column = frame_column
+        self.frame_column = file_frame_start(self.path, frame_column)
         self.skip_bad = bool(skip_bad)
         self.tf_train = ClipTransform(size_img, img_transform, train=True)
         self.tf_eval = ClipTransform(size_img, img_transform, train=False)

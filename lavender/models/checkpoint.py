@@ -10,7 +10,15 @@ Layouts (detected automatically):
 * ``swinbert``   - SwinBERT captioning checkpoints (``swin.backbone.*``, ``trans_encoder.bert.*``, ...), renamed
   as the original's ``load_SwinBERT_weight`` (SPEC §2.11); they fill a ``swinbert: true`` model.
 
-``strict`` checks only the part of the model the layout covers (a Kinetics file cannot fill BERT).
+Files are read without running code from them (:func:`load_torch_file`): ``torch.load(weights_only=True)``
+with an allow-list of the numpy types that real checkpoints carry, and safetensors natively; a file
+that needs full unpickling is refused unless the user trusts it (``trust_checkpoint``).
+
+A load must fit: a file that fills none of the model is always an error, and with ``strict`` (the
+``ckpt_strict`` config key, default on) so is one that leaves part of what its layout covers
+missing, shape-mismatched or unused. Gaps that are expected (a new task head, a BERT file without an
+MLM head, a Kinetics classifier) are reported as such and never count. Only the part of the model
+the layout covers is checked (a Kinetics file cannot fill BERT).
 """
 import os
 import pickle
@@ -21,6 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..data.errors import DataError
+
 LAYOUT_SCOPE = {
     "lavender": ("",),
     "video_swin": ("enc_img.swin.",),
@@ -30,24 +40,45 @@ LAYOUT_SCOPE = {
 # Keys that are the same tensor in the model: filling one fills the other.
 ALIASES = (("fc_mtm.predictions.bias", "fc_mtm.predictions.decoder.bias"),)
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TRUST_HINT = "trust_checkpoint (--trust_checkpoint true)"
+STRICT_HINT = "ckpt_strict (--ckpt_strict false)"
+
+
+class CheckpointError(DataError):
+    """A weights file that cannot be used: unreadable, needing full unpickling without trust_checkpoint,
+    or not fitting the model."""
+
+
+def _short(items, n=6):
+    items = list(items)
+    return ", ".join(items[:n]) + (f", ... ({len(items) - n} more)" if len(items) > n else "")
 
 
 @dataclass
 class LoadReport:
-    """What a load did. ``ok``: nothing missing (within the layout's scope), unexpected or mismatched."""
+    """What a load did. ``ok``: nothing missing (within the layout's scope), unexpected or mismatched,
+    apart from the ``expected`` gaps."""
     source: str
     layout: str
     loaded: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)
     mismatched: list = field(default_factory=list)  # (key, file shape, model shape)
-    ignored: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)     # file keys that are not weights of this model (harmless)
     adapted: list = field(default_factory=list)     # human-readable notes on resized/filled tensors
+    expected: dict = field(default_factory=dict)    # reason -> model keys the file is not meant to fill
     out_of_scope: int = 0
 
     @property
     def ok(self):
         return not (self.missing or self.unexpected or self.mismatched)
+
+    def problems(self):
+        """One line: what keeps the load from being complete."""
+        parts = [f"{len(self.missing)} model tensor(s) missing from the file" if self.missing else "",
+                 f"{len(self.mismatched)} of another shape" if self.mismatched else "",
+                 f"{len(self.unexpected)} file tensor(s) the model does not have" if self.unexpected else ""]
+        return ", ".join(p for p in parts if p)
 
     def __str__(self):
         scope = ", ".join(p or "<all>" for p in LAYOUT_SCOPE.get(self.layout, ("",)))
@@ -56,19 +87,24 @@ class LoadReport:
         if self.out_of_scope:
             lines.append(f"  not covered by this layout (left as they are): {self.out_of_scope} tensors")
 
-        def block(title, items):
+        def block(title, items, n=20):
             if items:
                 lines.append(f"  {title}: {len(items)}")
-                lines.extend(f"    {x}" for x in items)
+                lines.extend(f"    {x}" for x in items[:n])
+                if len(items) > n:
+                    lines.append(f"    ... ({len(items) - n} more)")
         block("adapted", self.adapted)
+        for reason, keys in self.expected.items():
+            lines.append(f"  expected, {reason}: {len(keys)}: {_short(keys, 4)}")
         block("MISSING (model keys not in the file)", self.missing)
         block("UNEXPECTED (file keys the model does not have)", self.unexpected)
         block("SHAPE MISMATCHED (skipped; file vs model)",
               [f"{k}: {tuple(a)} vs {tuple(b)}" for k, a, b in self.mismatched])
         if self.ignored:
-            shown = self.ignored[:6] + ([f"... ({len(self.ignored) - 6} more)"] if len(self.ignored) > 6 else [])
-            lines.append(f"  ignored (expected, harmless): {len(self.ignored)}: " + ", ".join(shown))
-        lines.append("  result: " + ("OK" if self.ok else "INCOMPLETE"))
+            lines.append(f"  ignored (not weights of this model, harmless): {len(self.ignored)}: "
+                         + _short(self.ignored))
+        lines.append("  result: " + ("OK" if self.ok else f"PARTIAL ({self.problems()}; "
+                                                          "those model tensors keep their current values)"))
         return "\n".join(lines)
 
 
@@ -86,7 +122,74 @@ def _missing_file_error(path):
     return FileNotFoundError(f"weights not found: {path}\n  {hint}")
 
 
-def read_state_dict(path):
+def _numpy_globals():
+    """The numpy types found in real checkpoints (mmcv 'meta' scores, RNG states): rebuilding them
+    runs no code from the file. numpy 1 wrote ``numpy.core.*``, numpy 2 writes ``numpy._core.*``."""
+    import numpy as np
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 1.26
+        from numpy.core import multiarray
+    out = [np.ndarray, np.dtype]
+    out += [c for c in vars(getattr(np, "dtypes", np)).values() if isinstance(c, type) and issubclass(c, np.dtype)]
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out += [(multiarray._reconstruct, f"{mod}._reconstruct"), (multiarray.scalar, f"{mod}.scalar")]
+    return out
+
+
+def _refusal_detail(err):
+    """What torch's safe unpickler refused, in a few words."""
+    text = str(err)
+    names = re.findall(r"GLOBAL ([\w.]+)", text)
+    if names:
+        return "it refers to " + ", ".join(dict.fromkeys(names))
+    after = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0].strip()
+    return (after.splitlines() or ["it holds objects the safe loader does not build"])[0]
+
+
+def _unreadable(path, err):
+    known = {EOFError: "the file is empty or ends early", KeyError: "not a file written by torch.save"}
+    first = (str(err).strip().splitlines() or [""])[0][:160]
+    detail = known.get(type(err)) or f"{type(err).__name__}: {first}"
+    return CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail}); is it a weights file "
+                           "(.pt/.pth/.bin/.safetensors), and complete (not a cut-short download)?")
+
+
+def load_torch_file(path, trust=False):
+    """``torch.load`` of `path` on the CPU that never runs code from the file.
+
+    Tensors, containers and the numpy types of real checkpoints load; a file that needs full
+    unpickling raises CheckpointError naming the file and the opt-in, unless ``trust`` (then it is
+    loaded with a warning). Anything unreadable is a CheckpointError too.
+    """
+    path = os.fspath(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's note on plain pickles
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise _unreadable(path, err) from None
+        detail = _refusal_detail(err)
+    except Exception as err:  # torch reports a non-checkpoint as KeyError, EOFError, RuntimeError...
+        raise _unreadable(path, err) from None
+    if not trust:
+        raise CheckpointError(
+            f"{path}: refused to load: it needs full unpickling ({detail}), which can run any code the file "
+            f"carries. If you trust where it comes from, set {TRUST_HINT}; else use a file saved as a "
+            "plain state_dict or safetensors.")
+    warnings.warn(f"{path}: loading with full unpickling because trust_checkpoint is true ({detail})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except OSError:
+        raise
+    except Exception as err:
+        raise _unreadable(path, err) from None
+
+
+def read_state_dict(path, trust=False):
     """(state_dict, hint) from a file or a Hugging Face folder; hint is "hf_bert" for folders, else None."""
     path = os.fspath(path)
     hint = None
@@ -99,15 +202,16 @@ def read_state_dict(path):
     elif not os.path.isfile(path):
         raise _missing_file_error(path)
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        return load_file(path, device="cpu"), hint
+        try:
+            return load_file(path, device="cpu"), hint
+        except SafetensorError as err:
+            raise _unreadable(path, err) from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError) as err:
-        warnings.warn(f"{path}: not loadable with weights_only=True ({str(err).splitlines()[0]}); "
-                      "falling back to full unpickling - only do this with files you trust")
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    return unwrap(obj), hint
+        return unwrap(load_torch_file(path, trust)), hint
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
 
 
 def unwrap(obj):
@@ -139,6 +243,30 @@ def detect_layout(keys):
     return "lavender"
 
 
+# Each mapper: (file state_dict, model keys) -> (state_dict in model names, ignored file keys, notes,
+# {model key prefix: why the file is not expected to fill those keys}).
+def _head(key):
+    """The head a model key belongs to (`fc`, `fc_mtm`, `fc_{type}_{task}`, `emb_task`), or None: the parts
+    that differ between LAVENDER model types."""
+    first = key.split(".")[0]
+    return first if first.startswith("fc") or first == "emb_task" else None
+
+
+def _map_lavender(sd, model_keys):
+    out, ignored = {}, []
+    model_heads = {_head(m) for m in model_keys} - {None}
+    for k, v in sd.items():
+        head = _head(k)
+        if head and head not in model_heads:
+            ignored.append(k)  # the head of another model type (e.g. pretraining's MLM head in a task-specific model)
+        else:
+            out[k] = v
+    expected = {h + ".": "task-specific head, new for this task (kept as initialised, as the original)"
+                for h in model_heads - {"fc_mtm", "emb_task"}}
+    expected["emb_task"] = "task-token table, not in VIOLET-style files (kept as initialised)"
+    return out, ignored, [], expected
+
+
 def _map_video_swin(sd, model_keys):
     out, ignored = {}, []
     for k, v in sd.items():
@@ -148,7 +276,7 @@ def _map_video_swin(sd, model_keys):
             ignored.append(k)
         else:
             out["enc_img.swin." + k] = v
-    return out, ignored
+    return out, ignored, [], {}
 
 
 def _map_hf_bert(sd, model_keys):
@@ -171,12 +299,16 @@ def _map_hf_bert(sd, model_keys):
         else:
             out[k] = v  # reported as unexpected
     dec, word = "fc_mtm.predictions.decoder.weight", "enc_txt.emb_txt.word_embeddings.weight"
-    notes = []
-    if has_head and any(k.startswith("fc_mtm.") for k in out) and dec not in out and word in out:
-        # BertForMaskedLM saves its tied decoder only once, as the word embeddings.
+    notes, expected = [], {}
+    file_head = any(k.startswith("fc_mtm.") for k in out)
+    if has_head and dec not in out and word in out:
+        # BertForMaskedLM saves its tied decoder only once, as the word embeddings; a BertModel (no MLM
+        # head) gets the decoder that Hugging Face would tie to them too.
         out[dec] = out[word].clone()
-        notes.append(f"{dec} <- word embeddings (tied in the file)")
-    return out, ignored, notes
+        notes.append(f"{dec} <- word embeddings ({'tied in the file' if file_head else 'no MLM head in the file'})")
+    if has_head and not file_head:
+        expected["fc_mtm."] = "the BERT file has no MLM head (a BertModel): kept as initialised"
+    return out, ignored, notes, expected
 
 
 # load_SwinBERT_weight's renames (prefix -> prefix); every other key of a SwinBERT checkpoint is dropped.
@@ -203,7 +335,11 @@ def _map_swinbert(sd, model_keys):
     if "enc_img.img_embedding.weight" in out and "enc_img.img_embedding.weight" not in model_keys:
         notes.append("this SwinBERT checkpoint needs the SwinBERT visual projection (enc_img.fc to 512, "
                      "enc_img.img_embedding): build the model with swinbert true")
-    return out, ignored, notes
+    return out, ignored, notes, {}
+
+
+MAPPERS = {"lavender": _map_lavender, "video_swin": _map_video_swin, "hf_bert": _map_hf_bert,
+           "swinbert": _map_swinbert}
 
 
 def _solve_window(n_table, n_index=None):
@@ -248,20 +384,17 @@ def _adapt(key, src, dst, model, sd):
     return None, None
 
 
-def load_state_dict_into(model, sd, strict=False, log=print, source="<state_dict>", layout=None):
-    """Load an in-memory state_dict with layout detection; returns a :class:`LoadReport`."""
+def load_state_dict_into(model, sd, strict=True, log=print, source="<state_dict>", layout=None, warn=None):
+    """Load an in-memory state_dict with layout detection; returns a :class:`LoadReport`.
+
+    Raises CheckpointError when nothing fits, or (``strict``) when the load is partial, before the
+    model is touched. The report goes to ``log``, or to ``warn`` (default ``log``) for an accepted
+    partial load.
+    """
     sd = unwrap(sd)
     layout = layout or detect_layout(sd)
     target = model.state_dict()
-    notes = []
-    if layout == "video_swin":
-        mapped, ignored = _map_video_swin(sd, target)
-    elif layout == "hf_bert":
-        mapped, ignored, notes = _map_hf_bert(sd, target)
-    elif layout == "swinbert":
-        mapped, ignored, notes = _map_swinbert(sd, target)
-    else:
-        mapped, ignored = dict(sd), []
+    mapped, ignored, notes, expected = MAPPERS[layout](sd, target)
     rep = LoadReport(source=source, layout=layout, ignored=ignored, adapted=notes)
     take = {}
     n_layers = len({k.split(".")[2] for k in target if k.startswith("trsfr.layer.")})
@@ -299,23 +432,39 @@ def load_state_dict_into(model, sd, strict=False, log=print, source="<state_dict
     rep.out_of_scope = len(target) - len(in_scope)
     # relative_position_index buffers are derived from the window size, so a file may omit them.
     skipped = {k for k, _, _ in rep.mismatched}
-    rep.missing = [k for k in in_scope if k not in take and k not in skipped
-                   and not k.endswith("relative_position_index")]
+    missing = [k for k in in_scope if k not in take and k not in skipped and not k.endswith("relative_position_index")]
+
+    def why(k):
+        return next((reason for prefix, reason in expected.items() if k.startswith(prefix)), None)
+    for k in missing + sorted(skipped):
+        if why(k):
+            rep.expected.setdefault(why(k), []).append(k)
+    rep.missing = [k for k in missing if not why(k)]
+    rep.mismatched = [x for x in rep.mismatched if not why(x[0])]
     rep.loaded = sorted(take)
-    model.load_state_dict(take, strict=False)
-    if log is not None:
-        log(str(rep))
+    if not take:
+        raise CheckpointError(
+            f"{source}: none of its {len(sd)} tensors fits this model (read as layout {layout}): is it a weights "
+            f"file for this model? File keys: {_short(sorted(sd), 3)}; model keys: {_short(sorted(target), 3)}")
     if strict and not rep.ok:
-        raise RuntimeError("strict weight loading failed:\n" + str(rep))
+        raise CheckpointError(
+            f"{source} does not fit this model: {rep.problems()} (layout {layout}). A checkpoint of another "
+            f"model or config (sizes, layers)? To load the part that fits anyway, set {STRICT_HINT}.\n{rep}")
+    model.load_state_dict(take, strict=False)
+    out = log if rep.ok else (warn or log)
+    if out is not None:
+        out(str(rep))
     return rep
 
 
-def load_weights(model, path, strict=False, log=print):
+def load_weights(model, path, strict=True, trust=False, log=print, warn=None):
     """Load ``path`` (file or Hugging Face folder) into ``model``; returns a :class:`LoadReport`.
 
-    ``strict=True`` raises RuntimeError (with the report) if anything the layout covers is missing, or if
-    any key is unexpected or shape-mismatched; ignored keys never count.
+    ``strict`` (the ``ckpt_strict`` key) raises CheckpointError with the report if anything the layout
+    covers is missing, or any key is unexpected or shape-mismatched (expected gaps and ignored keys
+    never count); without it such a load goes on and the report goes to ``warn``. ``trust`` (the
+    ``trust_checkpoint`` key) allows files that need full unpickling.
     """
-    sd, hint = read_state_dict(path)
+    sd, hint = read_state_dict(path, trust)
     return load_state_dict_into(model, sd, strict=strict, log=log, source=os.fspath(path),
-                                layout=hint or detect_layout(sd))
+                                layout=hint or detect_layout(sd), warn=warn)

@@ -4,11 +4,12 @@
 * otherwise: the text side from the BERT folder the config names (`_models/bert-base-uncased/`),
   and the visual side from the Video Swin Kinetics checkpoint when `vis_backbone_init` is "3d"
   (random when "random").
+
+Every load obeys `ckpt_strict` (a partial load is an error unless it is false, then a warning) and
+`trust_checkpoint` (files that need full unpickling are refused unless it is true); see checkpoint.py.
 """
 import logging
 import os
-
-import torch
 
 from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir
 from .checkpoint import HF_WEIGHT_FILES, load_weights
@@ -25,9 +26,12 @@ def create_model(cfg, heads=None):
     if heads is not None:
         args["heads"] = heads
     model = build_model(args, bert_dir=bert_dir)
-    info = log.info
+
+    def load(path):
+        return load_weights(model, path, strict=cfg.get("ckpt_strict", True), trust=cfg.get("trust_checkpoint", False),
+                            log=log.info, warn=log.warning)
     if cfg.get("path_ckpt"):
-        load_weights(model, cfg["path_ckpt"], log=info)
+        load(cfg["path_ckpt"])
         return model
     if not cfg.get("fusion_encoder_rand_init"):
         if not (bert_dir and any(os.path.isfile(os.path.join(bert_dir, f)) for f in HF_WEIGHT_FILES)):
@@ -36,16 +40,11 @@ def create_model(cfg, heads=None):
                 f"vocab.txt and model.safetensors (or pytorch_model.bin) in "
                 f"{os.path.join(MODELS_DIR, 'bert-base-uncased')}/ (see _models/README.md), "
                 f"or pass --path_ckpt, or --fusion_encoder_rand_init true to start from random weights")
-        rep = load_weights(model, bert_dir, log=info)
-        if model.has_mlm and any(k.startswith("fc_mtm.predictions.decoder.weight") for k in rep.missing):
-            # A BertModel checkpoint has no MLM head: start the decoder as HF ties it, from the word embeddings.
-            with torch.no_grad():
-                model.fc_mtm.predictions.decoder.weight.copy_(model.enc_txt.emb_txt.word_embeddings.weight)
-            info("fc_mtm decoder initialised from the word embeddings (the BERT folder has no MLM head)")
+        load(bert_dir)  # a BertModel folder (no MLM head): the decoder starts from the word embeddings
     init = cfg.get("vis_backbone_init", "3d")
     if init == "3d":
         path = kinetics_ckpt(cfg.get("vis_backbone_size", "base"), cfg.get("kinetics", 600))
-        load_weights(model, path, log=info)  # a missing file raises with where to put it
+        load(path)  # a missing file raises with where to put it
     elif init != "random":
         raise ValueError(f"vis_backbone_init {init!r}: use '3d' (Kinetics Video Swin weights in "
                          f"_models/video_swin_transformer/) or 'random'")

@@ -11,7 +11,8 @@ from PIL import Image
 
 from lavender.data.errors import DataError
 from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, decode_frame, encode_frame,
-                                  extraction_indices, frame_fields, temporal_sample)
+                                  extraction_indices, file_frame_start, frame_fields, frame_start,
+                                  temporal_sample)
 from lavender.data.tsv import TSVFile, write_tsv
 from lavender.data.video_store import VideoStore, load_annotations
 
@@ -64,13 +65,15 @@ def test_extraction_indices():
 def test_original_layout_round_trips_bytes(tmp_path):
     frames = [jpeg_b64(seed=i) for i in range(4)]
     p = tmp_path / "x.tsv"
-    p.write_bytes(("v1\t" + "\t".join(frames) + "\n").encode() + ("v2\textra\t" + "\t".join(frames[:2]) + "\n").encode())
+    p.write_bytes(("v1\t" + "\t".join(frames) + "\n").encode() + ("v2\t" + "\t".join(frames[:2]) + "\n").encode())
     (tmp_path / "x.lineidx").write_text(f"0\n{len(('v1' + chr(9) + chr(9).join(frames) + chr(10)).encode())}\n")
     t = TSVFile(p)
-    assert frame_fields(t.row(0)) == frames  # tools layout: frames from column 1
-    assert frame_fields(t.row(1)) == frames[:2]  # downstream layout: column 1 is skipped
-    assert frame_fields(t.row(1), frame_column=2) == frames[:2]
-    for i, f in enumerate(frame_fields(t.row(0))):
+    assert file_frame_start(p) == 1  # tools layout: frames from column 1
+    assert frame_fields(t.row(0), 1) == frames and frame_fields(t.row(1), 1) == frames[:2]
+    down = [["v1", "extra"] + frames, ["v2", "x"] + frames[:2]]
+    assert frame_start(down) == 2  # downstream layout: column 1 is skipped
+    assert frame_start(down[:1], frame_column=3) == 3 and frame_start([], "auto") == 1
+    for i, f in enumerate(frame_fields(t.row(0), 1)):
         raw = base64.b64decode(f)
         assert raw == base64.b64decode(frames[i])
         assert np.array_equal(decode_frame(f), np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")))
@@ -87,7 +90,9 @@ def test_png_and_encode():
 
 def test_no_frames_and_corrupt():
     with pytest.raises(DataError, match="no base64 JPEG/PNG frames.*'k'"):
-        frame_fields(["k", "abc", "def"])
+        frame_start([["k", "abc", "def"]])
+    with pytest.raises(ValueError, match="frame_column"):
+        frame_start([["k", "abc"]], frame_column=0)
     with pytest.raises(DataError, match=r"invalid base64.*file f\.tsv, key 'k', frame 3"):
         decode_frame("/9j/@@@@", file="f.tsv", key="k", index=3)
     good = base64.b64decode(jpeg_b64())
@@ -135,7 +140,7 @@ def test_crop_consistency():
 @pytest.fixture
 def store_dir(tmp_path):
     rows = [["v0"] + [jpeg_b64(seed=i) for i in range(6)],
-            ["v1", "meta"] + [jpeg_b64(seed=i) for i in range(2)],
+            ["v1"] + [jpeg_b64(seed=i) for i in range(2)],
             ["bad", jpeg_b64(), base64.b64encode(b"\xff\xd8garbage\xff\xd9").decode()]]
     write_tsv(tmp_path / "img_toy.tsv", rows, id2lineidx_path=str(tmp_path / "img_toy.id2lineidx.pkl"))
     ann = {"train": [{"video": "v0", "question": "q"}, {"video": "v1"}, {"video": "gone"}],

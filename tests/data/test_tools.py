@@ -94,7 +94,7 @@ def test_extract_pipeline(raw_dir, tmp_path, capsys):
 
 
 def test_extract_tsv_cli_subprocess(tmp_path):
-    b64 = base64.b64encode(b"\xff\xd8x").decode()
+    b64 = base64.b64encode(b"\xff\xd8\xffx").decode()
     with open(tmp_path / "v.pkl", "wb") as f:
         pickle.dump({"a": [b64, b64], "b": [b64]}, f)
     r = subprocess.run([sys.executable, str(TOOLS / "extract_tsv.py"), "--path", "v"], cwd=tmp_path,
@@ -113,7 +113,7 @@ def _frame(seed, hw=(20, 30)):
 
 
 def test_make_id2lineidx_reports_bad_rows(tmp_path, capsys):
-    rows = [["dir/v0.mp4", _frame(0), _frame(1)], ["v1", "extra", _frame(2)],
+    rows = [["dir/v0.mp4", _frame(0), _frame(1)], ["v1", _frame(2)],
             ["v2", base64.b64encode(b"\xff\xd8nonsense").decode()]]
     write_tsv(tmp_path / "x.tsv", rows)
     (tmp_path / "x.lineidx").unlink()  # rebuilt by the tool
@@ -129,7 +129,7 @@ def test_make_id2lineidx_reports_bad_rows(tmp_path, capsys):
 
 
 def test_visualize(tmp_path):
-    write_tsv(tmp_path / "x.tsv", [["a", _frame(0), _frame(1)], ["b", "meta"] + [_frame(i) for i in range(5)]])
+    write_tsv(tmp_path / "x.tsv", [["a", _frame(0), _frame(1)], ["b"] + [_frame(i) for i in range(5)]])
     vis = tool("visualize_frame_tsv")
     assert vis.main(["--input_file", str(tmp_path / "x.tsv"), "--output", str(tmp_path / "a.png")]) == 0
     assert Image.open(tmp_path / "a.png").size == (2 + 2 * 32, 2 + 22)
@@ -152,14 +152,18 @@ def test_split_parts(tmp_path):
     sp.main(["--input_file", str(tmp_path / "img_x.tsv"), "--name", "xi", "--output_dir", str(tmp_path),
              "--image", "--val_every", "3"])
     r = TSVFile(tmp_path / "xi_train_0.tsv").row(0)
-    assert len(r) == 2 and r[1] == rows[0][3] and len(frame_fields(r)) == 1
+    assert len(r) == 2 and r[1] == rows[0][3] and len(frame_fields(r, 1)) == 1
     assert [r[0] for r in TSVFile(tmp_path / "xi_val.tsv")] == ["v2", "v5"]
 
 
 def test_multi_task_vid_filter_counts(tmp_path):
     """A video that one task evaluates on leaves every train split of that dataset; counts reported."""
     from tiny import make_color_world
-    filter_main = tool("multi_task_vid_filter").main
+    from lavender.cli import main_guard
+    mod = tool("multi_task_vid_filter")
+
+    def filter_main(argv):
+        return main_guard(mod.main, argv)
     root = Path(make_color_world(str(tmp_path / "d"), n_videos=8, dataset="toy",
                                  tasks={"toy-qa": "qa", "toy-retrieval": "retrieval"}))
     qa = json.load(open(root / "txt_toy-qa.json"))
@@ -177,4 +181,4 @@ def test_multi_task_vid_filter_counts(tmp_path):
     new = json.load(open(out / "txt_toy-retrieval.json"))
     assert val_vid not in {it["video"] for it in new["train"]} and new["val"] == ret["val"]
     assert (out / "img_toy.tsv").is_symlink()  # the frame store is usable from the output folder
-    assert filter_main(["--dataset", "nope", "--data_root", str(root), "--output_folder", str(out)]) == 1
+    assert filter_main(["--dataset", "nope", "--data_root", str(root), "--output_folder", str(out)]) == 2

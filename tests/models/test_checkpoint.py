@@ -9,7 +9,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from lavender.models import build_model, load_weights
-from lavender.models.checkpoint import detect_layout
+from lavender.models.checkpoint import CheckpointError, detect_layout
 
 BERT = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
         "vocab_size": 60, "max_position_embeddings": 20}
@@ -48,19 +48,21 @@ def test_strict_reports_mismatch_missing_unexpected(tmp_path):
     src = tiny()
     sd = src.state_dict()
     sd["trsfr.layer.0.output.dense.bias"] = torch.zeros(17)
-    sd["fc_extra.weight"] = torch.zeros(2)
+    sd["extra_layer.weight"] = torch.zeros(2)
     del sd["enc_img.norm.weight"]
     torch.save(sd, tmp_path / "bad.pt")
     dst = tiny()
-    with pytest.raises(RuntimeError) as err:
-        load_weights(dst, tmp_path / "bad.pt", strict=True, log=quiet)
+    before = dst.trsfr.layer[0].attention.self.query.weight.detach().clone()
+    with pytest.raises(CheckpointError) as err:
+        load_weights(dst, tmp_path / "bad.pt", log=quiet)  # strict by default
     msg = str(err.value)
     assert "SHAPE MISMATCHED" in msg and "trsfr.layer.0.output.dense.bias: (17,) vs (16,)" in msg
-    assert "fc_extra.weight" in msg and "enc_img.norm.weight" in msg
-    lines = []
-    rep = load_weights(dst, tmp_path / "bad.pt", log=lines.append)  # non-strict: the rest is loaded
-    assert rep.missing == ["enc_img.norm.weight"] and rep.unexpected == ["fc_extra.weight"]
-    assert len(rep.mismatched) == 1 and "INCOMPLETE" in lines[0]
+    assert "extra_layer.weight" in msg and "enc_img.norm.weight" in msg and "ckpt_strict" in msg
+    assert same(dst.trsfr.layer[0].attention.self.query.weight, before)  # refused before touching the model
+    lines, warned = [], []
+    rep = load_weights(dst, tmp_path / "bad.pt", strict=False, log=lines.append, warn=warned.append)
+    assert rep.missing == ["enc_img.norm.weight"] and rep.unexpected == ["extra_layer.weight"]
+    assert len(rep.mismatched) == 1 and not lines and "result: PARTIAL" in warned[0]
     assert same(dst.trsfr.layer[0].attention.self.query.weight, src.trsfr.layer[0].attention.self.query.weight)
 
 
@@ -159,12 +161,15 @@ def test_hf_bert_model_without_head(tmp_path):
     hf = BertModel(BertConfig(**BERT))
     hf.save_pretrained(tmp_path / "minilm")
     dst = tiny()
-    rep = load_weights(dst, tmp_path / "minilm", log=quiet)
-    assert rep.layout == "hf_bert" and not rep.unexpected
-    assert rep.missing and all(k.startswith("fc_mtm.") for k in rep.missing)  # reported, not silent
+    lines = []
+    rep = load_weights(dst, tmp_path / "minilm", log=lines.append)  # strict: the missing head is expected
+    assert rep.layout == "hf_bert" and rep.ok and not rep.unexpected and not rep.missing
+    (reason, keys), = rep.expected.items()
+    assert "no MLM head" in reason and keys and all(k.startswith("fc_mtm.") for k in keys)  # reported, not silent
+    assert "result: OK" in lines[0] and "INCOMPLETE" not in lines[0] and "MISSING" not in lines[0]
     assert same(dst.trsfr.layer[0].attention.self.key.weight, hf.encoder.layer[0].attention.self.key.weight)
-    with pytest.raises(RuntimeError, match="fc_mtm"):
-        load_weights(dst, tmp_path / "minilm", strict=True, log=quiet)
+    assert same(dst.fc_mtm.predictions.decoder.weight, hf.embeddings.word_embeddings.weight)
+    assert any("no MLM head in the file" in a for a in rep.adapted)
 
 
 def test_missing_files_say_where_to_put_them(tmp_path):
@@ -177,13 +182,15 @@ def test_missing_files_say_where_to_put_them(tmp_path):
         load_weights(tiny(), tmp_path / "empty", log=quiet)
 
 
-def test_legacy_pickle_falls_back_with_warning(tmp_path):
+def test_full_pickle_needs_trust(tmp_path):
     src = tiny()
     torch.save({"model": src.state_dict(), "args": argparse.Namespace(lr=1e-5)}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"old\.pt: refused .*argparse\.Namespace.*trust_checkpoint"):
+        load_weights(tiny(), tmp_path / "old.pt", log=quiet)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rep = load_weights(tiny(), tmp_path / "old.pt", strict=True, log=quiet)
-    assert rep.ok and any("weights_only" in str(w.message) for w in caught)
+        rep = load_weights(tiny(), tmp_path / "old.pt", trust=True, log=quiet)
+    assert rep.ok and any("trust_checkpoint" in str(w.message) for w in caught)
 
 
 def test_detect_layout():

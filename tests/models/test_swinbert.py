@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lavender.models import build_model, load_weights
-from lavender.models.checkpoint import SWINBERT_RENAMES, detect_layout
+from lavender.models.checkpoint import CheckpointError, SWINBERT_RENAMES, detect_layout
 
 TINY = {"vis_backbone_size": "tiny", "fusion_encoder": "",
         "swin_config": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": [2, 3, 3]},
@@ -81,7 +81,7 @@ def test_swinbert_checkpoint_loads_strictly(tmp_path):
 
 def test_swinbert_checkpoint_into_plain_model_says_why(tmp_path):
     torch.save(swinbert_file(tiny(1, swinbert=True)), tmp_path / "model.bin")
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_weights(tiny(2), tmp_path / "model.bin", strict=True, log=None)
     msg = str(err.value)
     assert "build the model with swinbert true" in msg and "enc_img.img_embedding.weight" in msg
