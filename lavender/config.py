@@ -70,9 +70,10 @@ class ConfigError(ValueError):
 
 class Config(dict):
     """A dict with attribute access (`cfg.size_batch`), as the original's args object.
-    `cli_keys` (not a dict item) names the keys set on the command line."""
+    `cli_keys` / `user_keys` (not dict items) name the keys set on the command line / by the user at all
+    (config file or command line)."""
 
-    cli_keys = frozenset()
+    cli_keys = user_keys = frozenset()
 
     def __getattr__(self, key):
         try:
@@ -85,8 +86,13 @@ class Config(dict):
 
     def copy(self):
         out = Config(dict.copy(self))
-        object.__setattr__(out, "cli_keys", self.cli_keys)
+        out.mark_user_keys(self.user_keys, self.cli_keys)
         return out
+
+    def mark_user_keys(self, keys, cli=()):
+        """Record `keys` as set by the user (and `cli` as set on the command line)."""
+        object.__setattr__(self, "user_keys", frozenset(self.user_keys) | frozenset(keys))
+        object.__setattr__(self, "cli_keys", frozenset(self.cli_keys) | frozenset(cli))
 
 
 def _unknown(key, valid):
@@ -195,6 +201,8 @@ def load_config(argv=None, defaults=None):
                 from_file = json.load(f)
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(from_file, dict):
+            raise ConfigError(f"{path}: a config is a JSON object of keys, got a {type(from_file).__name__}")
         for key, val in from_file.items():
             if key not in DEFAULTS:
                 raise ConfigError(f"{path}: {_unknown(key, DEFAULTS)}")
@@ -213,7 +221,7 @@ def load_config(argv=None, defaults=None):
     cfg["config"] = known.config
 
     overrides = _parse_overrides(rest)
-    object.__setattr__(cfg, "cli_keys", frozenset(overrides))
+    cfg.mark_user_keys(set(from_file) | set(overrides), overrides)
     for key, raw in overrides.items():
         if key not in DEFAULTS:
             raise ConfigError(_unknown(key, DEFAULTS))
@@ -242,8 +250,12 @@ def validate(cfg):
         raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
     if cfg.task_sampling not in ("uniform", "proportional"):
         raise ConfigError(f"task_sampling must be 'uniform' or 'proportional', got {cfg.task_sampling!r}")
-    if cfg.grad_accum < 1 or cfg.size_batch < 1:
-        raise ConfigError("size_batch and grad_accum must be >= 1")
+    for key in ("size_batch", "grad_accum", "size_frame", "size_img", "size_txt"):
+        if isinstance(cfg[key], (int, float)) and cfg[key] < 1:
+            raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    for key in ("size_epoch", "max_steps", "save_steps", "logging_steps", "n_workers"):
+        if isinstance(cfg[key], (int, float)) and cfg[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
     from .data.frames import parse_frame_column
     try:
         cfg.frame_column = parse_frame_column(cfg.frame_column)
@@ -257,6 +269,7 @@ def for_task(cfg, entry):
     given on the command line override the entry's (they apply to every task)."""
     sub = cfg.copy()
     sub.update({k: v for k, v in entry.items() if k not in cfg.cli_keys})
+    sub.mark_user_keys(entry)
     return validate(sub)
 
 

@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 
-__all__ = ["atomic_write", "atomic_json", "atomic_torch_save"]
+__all__ = ["atomic_write", "atomic_json", "atomic_torch_save", "atomic_npy"]
 
 
 @contextlib.contextmanager
@@ -40,3 +40,10 @@ def atomic_torch_save(obj, path):
     import torch
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def atomic_npy(arr, path):
+    """numpy .npy written atomically."""
+    import numpy as np
+    with atomic_write(path, "wb") as f:
+        np.save(f, arr)

@@ -26,6 +26,9 @@ def _run_script(script, argv):
     sys.argv = [script] + argv
     try:
         runpy.run_path(os.path.join(REPO_ROOT, script), run_name="__main__")
+    except SystemExit as e:  # a script's exit status: 0 is success
+        if e.code:
+            raise
     finally:
         sys.argv = old
 

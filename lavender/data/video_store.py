@@ -79,6 +79,13 @@ class VideoStore:
                 cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
         return [cache[i] for i in idx]
 
+    def skip(self, key, err: DataError) -> None:
+        """Count `key` as a skipped bad item (skip_bad), or raise `err`."""
+        if not self.skip_bad:
+            raise err
+        self.n_skipped += 1
+        self.skip_reasons[key] = str(err)
+
     def clip(self, video_id: str, train: bool, rng=None, fields=None) -> Optional[torch.Tensor]:
         """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""
         rng = rng if rng is not None else _random
@@ -86,10 +93,7 @@ class VideoStore:
             frames = self.frames(video_id, train, rng, fields)
             return (self.tf_train if train else self.tf_eval)(frames, rng)
         except DataError as e:
-            if not self.skip_bad:
-                raise
-            self.n_skipped += 1
-            self.skip_reasons[video_id] = str(e)
+            self.skip(video_id, e)
             return None
 
     def clip_row(self, i: int, train: bool, rng=None):
@@ -98,10 +102,7 @@ class VideoStore:
             row = self.tsv.row(i)
             fields = frame_fields(row, self.frame_column, self.path, self.size_frame)
         except DataError as e:
-            if not self.skip_bad:
-                raise
-            self.n_skipped += 1
-            self.skip_reasons[f"row {i}"] = str(e)
+            self.skip(f"row {i}", e)
             return None, None
         return row[0], self.clip(row[0], train, rng, fields)
 

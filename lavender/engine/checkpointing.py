@@ -3,9 +3,8 @@ import logging
 import os
 import shutil
 
-import torch
-
 from ..fileio import atomic_torch_save
+from ..models.checkpoint import load_torch_file
 
 log = logging.getLogger("lavender")
 
@@ -39,6 +38,7 @@ class CheckpointManager:
             atomic_torch_save(state, os.path.join(self.run_dir, RESUME_FILE))
 
     @staticmethod
-    def load_resume(path):
-        """The resume state (tensors, numbers, strings and containers only: loaded with weights_only)."""
-        return torch.load(path, map_location="cpu", weights_only=True)
+    def load_resume(path, trust=False):
+        """The resume state (tensors, numbers, strings and containers: never runs code from the file
+        unless `trust`, see `lavender.models.checkpoint.load_torch_file`)."""
+        return load_torch_file(path, trust=trust)

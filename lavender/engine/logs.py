@@ -1,5 +1,9 @@
 """Console/file logging, progress bars and metric formatting for runs."""
+import json
 import logging
+import os
+
+from ..fileio import atomic_write
 
 log = logging.getLogger("lavender")
 
@@ -30,3 +34,24 @@ def progress(enabled, **kw):
 def fmt_metrics(d):
     """`k=v` pairs, floats with 4 decimals."""
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
+
+
+class StepLog:
+    """`log_steps.jsonl`: one JSON record per logged optimizer step (main process only)."""
+
+    def __init__(self, run_dir, main=True):
+        self.path, self.main = os.path.join(run_dir, "log_steps.jsonl"), main
+
+    def append(self, record):
+        if self.main:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def trim(self, last_step):
+        """Drop records after `last_step` (a resumed run logs those steps again)."""
+        if not (self.main and os.path.exists(self.path)):
+            return
+        with open(self.path) as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+        with atomic_write(self.path, "w") as f:
+            f.writelines(keep)

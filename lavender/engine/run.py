@@ -1,14 +1,19 @@
-"""What every entry script does: config -> process group -> tokenizer -> task -> model -> trainer."""
+"""What every entry script does: config -> process group -> tokenizer -> task -> model -> trainer.
+
+    if __name__ == "__main__":
+        cli("qaoe")        # a bad input ends as one `error: ...` line (lavender.cli.main_guard)
+"""
 import contextlib
 import logging
 import sys
 
+from ..cli import main_guard
 from ..config import ConfigError, load_config
-from ..data.errors import DataError
 from ..tokenizer import load_tokenizer
 from . import dist as D
 from .logs import setup_logging
 from .rng import seed_everything
+from .run_dir import check_writable
 from .trainer import Trainer
 
 log = logging.getLogger("lavender")
@@ -16,21 +21,22 @@ log = logging.getLogger("lavender")
 
 @contextlib.contextmanager
 def session(family, argv=None, overrides=None, **task_kw):
-    """Yield (cfg, dist_info, task, model) for a task `family` (lavender.tasks.FAMILIES); clear one-line
-    errors for bad input. `overrides` are forced after the config file and command line."""
+    """Yield (cfg, dist_info, task, model) for a task `family` (lavender.tasks.FAMILIES). Bad input
+    raises ConfigError/DataError naming the file and key, before any heavy work where possible.
+    `overrides` are forced after the config file and command line."""
     from ..models.pretrained import create_model
     from ..tasks import build_task
-    try:
-        cfg = load_config(argv)
-        if cfg.type and cfg.type != family:
-            raise ConfigError(f"{cfg.config}: type {cfg.type!r}, but this script runs {family!r} tasks")
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
+    cfg = load_config(argv)
+    if cfg.type and cfg.type != family:
+        raise ConfigError(f"{cfg.config}: type {cfg.type!r}, but this script runs {family!r} tasks")
     cfg.update(overrides or {})
+    cfg.mark_user_keys(overrides or {})
     d = D.init_distributed()
-    setup_logging(cfg.log_level, d.main)
-    seed_everything(cfg.seed)
     try:
+        setup_logging(cfg.log_level, d.main)
+        if d.main:
+            check_writable(cfg.path_output)
+        seed_everything(cfg.seed)
         tok = load_tokenizer(cfg.tokenizer)
         task = build_task(family, cfg, tok, **task_kw)
         model = create_model(cfg, heads=task.heads())
@@ -42,9 +48,6 @@ def session(family, argv=None, overrides=None, **task_kw):
         if skipped:
             reasons = [r for s in stores for r in s.skip_reasons.items()]
             log.warning("skipped %d bad/missing videos (skip_bad): %s", skipped, reasons[:5])
-    except (DataError, FileNotFoundError, ConfigError) as e:
-        log.error("%s", e)
-        sys.exit(f"error: {e}")
     finally:
         D.cleanup()
 
@@ -53,3 +56,13 @@ def run(family, argv=None):
     """Train and/or evaluate a task of `family` as the command line says; returns the log dict (rank 0)."""
     with session(family, argv) as (cfg, d, task, model):
         return Trainer(cfg, task, model, d).fit()
+
+
+def cli(family, argv=None):
+    """`run` for an entry script: a user error is one line on stderr and exit status 2."""
+    def main(args):
+        run(family, args)
+        return 0
+    status = main_guard(main, argv)
+    if status:
+        sys.exit(status)

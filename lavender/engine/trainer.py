@@ -2,7 +2,6 @@
 train_step, evaluate, tracked_metrics) and delegates the run folder (`run_dir`), checkpoint files
 (`checkpointing`), evaluation and the metric log (`evaluation`) to their own modules."""
 import contextlib
-import json
 import logging
 import math
 import os
@@ -15,7 +14,7 @@ from ..fileio import atomic_json
 from . import dist as D
 from .checkpointing import CheckpointManager
 from .evaluation import SPLIT_TAGS, EpochLog, EvalContext, to_device
-from .logs import fmt_metrics, progress
+from .logs import StepLog, fmt_metrics, progress
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, resolve_precision
 from .rng import get_rng_state, set_rng_state
@@ -87,6 +86,7 @@ class Trainer:
         self.run_dir = prepare_run_dir(cfg, self.d, resume_file)
         self.ckpt = CheckpointManager(self.run_dir, cfg.task, self.d.main)
         self.log = EpochLog(self.task.tracked_metrics(), self.run_dir, self.d.main)
+        self.step_log = StepLog(self.run_dir, self.d.main)
         if cfg.size_epoch > 0:
             self.train_loader = self.task.loader("train", self.d, self.device)
         steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum) if self.train_loader else 0
@@ -94,7 +94,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.max_iter)
         if resume_file:
-            self.load_state_dict(CheckpointManager.load_resume(resume_file))
+            self.load_state_dict(CheckpointManager.load_resume(resume_file, trust=cfg.trust_checkpoint))
+            self.step_log.trim(self.global_step)
             log.info("resumed from %s: epoch %d, batch %d, step %d", resume_file, self.epoch,
                      self.train_loader.pos if self.train_loader else 0, self.global_step)
         elif cfg.size_epoch == 0 or cfg.path_ckpt:
@@ -142,10 +143,10 @@ class Trainer:
             if last_micro:
                 self._optimizer_step()
                 accum = 0
+                if cfg.logging_steps and self.global_step % cfg.logging_steps == 0:
+                    self._log_step(epoch, self.running.recent(cfg.logging_steps))
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
                     self.ckpt.save_resume(self.state_dict())
-                if self.d.main and cfg.logging_steps and self.global_step % cfg.logging_steps == 0:
-                    self._log_step(epoch, self.running.recent(cfg.logging_steps))
             if pbar:
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{self.running.recent(20):.4f}", lr=f"{self.scheduler.get_last_lr()[-1]:.2e}")
@@ -173,8 +174,7 @@ class Trainer:
         rec = {"epoch": epoch, "step": self.global_step, "loss": float(loss), "lr": self.scheduler.get_last_lr()}
         if self.device.type == "cuda":
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
-        with open(os.path.join(self.run_dir, "log_steps.jsonl"), "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        self.step_log.append(rec)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch, train_metrics=None):

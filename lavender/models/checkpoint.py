@@ -163,6 +163,10 @@ def load_torch_file(path, trust=False):
     loaded with a warning). Anything unreadable is a CheckpointError too.
     """
     path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # a torch.save zip, or a (legacy) pickle protocol >= 2
+        raise _unreadable(path, ValueError(f"it starts with {head!r}, not a zip archive or a pickle"))
     try:
         with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's note on plain pickles

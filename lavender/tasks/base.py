@@ -8,6 +8,7 @@ loop over batches (retrieval's all-pairs scoring, captioning's decoding) overrid
 The head (MLM or a task-specific baseline head) is decided by which class is built
 (`lavender.tasks.build_task`), never by branches inside a class.
 """
+import logging
 import os
 import random
 import zlib
@@ -17,9 +18,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data.collate import collate_dicts
+from ..data.errors import DataError
 from ..data.video_store import VideoStore, load_annotation_file, load_annotations
 from ..engine.loader import EpochLoader
 from ..tokenizer import special_ids
+
+log = logging.getLogger("lavender")
 
 # Prompt sentences of the original (SPEC §2.8); used only with enable_prompt.
 PROMPTS = {
@@ -59,7 +63,13 @@ class ItemDataset(Dataset):
         out = {"index": i, "video": item.get("video", "")}
         if img is not None:
             out["img"] = img
-        out.update(self.encode(item, self.train, rng))
+        try:
+            out.update(self.encode(item, self.train, rng))
+        except DataError as e:  # an item the task cannot use (e.g. no caption): an error, or skip_bad
+            if self.store is None:
+                raise
+            self.store.skip(out["video"], e)
+            return None
         return out
 
 
@@ -92,13 +102,45 @@ class Task:
         self.store = self.make_store()
         path = self.annotation_path()
         self.annotations = load_annotation_file(path)
-        splits = ["train"] if c.size_epoch > 0 else []
-        splits += [s for s in c.eval_splits if s in self.annotations]
-        for split in splits:
+        for split in self.data_splits(path):
             items = self.prepare_items(load_annotations(path, split, self.store, c.skip_bad), split)
             if c.data_ratio != 1.0 and split == "train":
                 items = _subsample(items, c.data_ratio, c.seed)
+            self.check_items(items, path, split)
             self.datasets[split] = ItemDataset(items, self.store, self.encode, split == "train", c.seed)
+
+    def data_splits(self, path):
+        """The splits to build: train (when training) and the eval splits the annotation file has. A
+        missing val split, or any missing split the user asked for by name (eval_splits), is an error."""
+        c = self.cfg
+        have = [s for s in c.eval_splits if s in self.annotations]
+        absent = [s for s in c.eval_splits if s not in self.annotations]
+        required = absent if "eval_splits" in c.user_keys else [s for s in absent if s == "val"]
+        if required:
+            raise DataError(f"{path} has no split {required[0]!r} to evaluate (splits present: "
+                            f"{[k for k in self.annotations if k != 'ans2label']}); set eval_splits to the ones it has")
+        for s in absent:
+            log.info("%s has no %r split: not evaluated", path, s)
+        return (["train"] if c.size_epoch > 0 else []) + have
+
+    required_fields = ()      # annotation fields every item of this family needs (besides "video")
+
+    def missing_fields(self, item):
+        """The fields `item` lacks for this task (empty: usable)."""
+        return [f for f in self.required_fields if f not in item]
+
+    def check_items(self, items, path, split):
+        """At start-up, not mid-epoch: an empty split or an item without its fields is a DataError."""
+        if not items:
+            ratio = " (after data_ratio)" if split == "train" and self.cfg.data_ratio != 1.0 else ""
+            raise DataError(f"{path}[{split!r}] has no items{ratio}: nothing to "
+                            f"{'train on' if split == 'train' else 'evaluate'}")
+        bad = [(i, m) for i, m in ((i, self.missing_fields(it)) for i, it in enumerate(items)) if m]
+        if bad:
+            i, missing = bad[0]
+            raise DataError(f"{path}[{split!r}] item {i} (video {items[i].get('video')!r}) lacks {missing} "
+                            f"({len(bad)} item(s) in all); a {type(self).__name__} item needs "
+                            f"{['video', *self.required_fields]}")
 
     def prepare_items(self, items, split):
         """Hook: filter or expand a split's items (e.g. one caption per video)."""

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from ..config import ConfigError
+from ..data.errors import DataError
 from ..data.video_store import VideoStore, load_annotation_file
 from .base import ItemDataset, Task, true_false_scores
 
@@ -84,10 +85,15 @@ class Pretrain(Task):
                                     img_transform=c.img_transform, frame_column=c.frame_column,
                                     skip_bad=c.skip_bad)
         self.part_stores.append(store)
-        caps = self._captions[name].get("train" if split.startswith("train") else "val", {})
+        cap_split = "train" if split.startswith("train") else "val"
+        caps = self._captions[name].get(cap_split, {})
 
         def encode(item, train, rng):
-            return self.encode_caption(caps.get(item["video"]), rng)
+            captions = caps.get(item["video"])
+            if not captions or not all(isinstance(t, str) for t in captions):
+                raise DataError(f"txt_{name}.json[{cap_split!r}] has no caption for video {item['video']!r} "
+                                f"(row {item['row']} of {store.path}; got {captions!r})")
+            return self.encode_caption(captions, rng)
         # the part in the seed: rows with the same number in two parts draw different masks/crops
         return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"),
                            seed=f"{c.seed}/{name}_{split}")
@@ -109,11 +115,10 @@ class Pretrain(Task):
         return self.part_stores
 
     def encode_caption(self, captions, rng):
-        """First caption, base-encoded, each non-special token masked with p_mask (label = its id),
+        """First caption of a non-empty list, base-encoded, each non-special token masked with p_mask (label = its id),
         then the VTM [MASK] appended after the padding (never an MTM target)."""
         ids = self.ids
-        cap = captions[0] if isinstance(captions, list) and captions else (captions or "")
-        txt = self.encode_base(str(cap), self.cfg.size_txt)
+        txt = self.encode_base(captions[0], self.cfg.size_txt)
         special = {ids["cls"], ids["sep"], ids["pad"], ids["mask"]}
         label = [-1] * len(txt)
         for k, t in enumerate(txt):

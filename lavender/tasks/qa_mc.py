@@ -33,6 +33,9 @@ class MultipleChoice(Task):
 
     main_metric = "ac"
 
+    def missing_fields(self, item):
+        return [f for f in ["answer"] + [f"option_{i}" for i in range(self.cfg.size_option)] if f not in item]
+
     def options(self, item):
         return [str(item.get(f"option_{i}", "")) for i in range(self.cfg.size_option)]
 

@@ -20,6 +20,11 @@ class QAOpenEnded(Task):
 
     main_metric = "ac_1"
     pretext_name = "oe"
+    required_fields = ("question",)
+
+    def missing_fields(self, item):
+        answer = [] if "answer_text" in item or "answer" in item else ["answer_text (or answer + ans2label)"]
+        return super().missing_fields(item) + answer
 
     def __init__(self, cfg, tokenizer, build_data=True):
         self.fib, self.label2ans = False, None
@@ -110,6 +115,11 @@ class QAOpenEnded(Task):
 class QAOpenEndedTS(QAOpenEnded):
     """Baseline: an MLP head over `size_vocab` answer classes on the first text token; items need an
     integer `answer` (class id)."""
+
+    required_fields = ("question", "answer")
+
+    def missing_fields(self, item):
+        return Task.missing_fields(self, item)
 
     def heads(self):
         return {self.head_name: self.cfg.size_vocab}

@@ -18,7 +18,7 @@ from ..engine import dist as D
 from ..engine.loader import EpochLoader
 from ..engine.logs import progress
 from ..engine.precision import autocast, resolve_precision
-from ..fileio import atomic_json
+from ..fileio import atomic_json, atomic_npy
 from ..metrics import ranks_from_scores, retrieval_metrics
 from .base import ItemDataset, Task, true_false_scores
 
@@ -49,6 +49,7 @@ class Retrieval(Task):
     main_metric = "r@1"       # text->video R@1 on val picks the best checkpoint
     main_scale = 100.0        # recall is in percent
     pretext_name = "vtm"
+    required_fields = ("caption",)
 
     def __init__(self, cfg, tokenizer, build_data=True, all_queries=False):
         self.all_queries = all_queries  # full evaluation: every item a query (else one per video)
@@ -115,7 +116,7 @@ class Retrieval(Task):
         metrics, scores = score_all_pairs(self, ctx.model, self.datasets[split].items, ctx.dist,
                                           self.cfg, desc=f"retrieval {split}", precision=ctx.precision)
         if ctx.dist.main and ctx.out_dir:
-            np.save(os.path.join(ctx.out_dir, f"scores_{split}.npy"), scores)
+            atomic_npy(scores, os.path.join(ctx.out_dir, f"scores_{split}.npy"))
         return metrics, None
 
 
@@ -205,7 +206,7 @@ def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
                                       precision=resolve_precision(cfg, dist_info.device))
     if dist_info.main:
         out = cfg.path_output
-        np.save(os.path.join(out, f"scores_{split}.npy"), scores)
+        atomic_npy(scores, os.path.join(out, f"scores_{split}.npy"))
         res = {split: metrics, "retrieval_score": cfg.retrieval_score, "checkpoint": cfg.path_ckpt,
                "size_frame": cfg.size_frame, "size_img": cfg.size_img}
         atomic_json(res, os.path.join(out, "metrics.json"))

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from lavender.config import ConfigError
 from lavender.data.collate import collate_dicts
 from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.dist import DistInfo
@@ -65,20 +66,27 @@ def test_every_family_in_one_run_through_the_script(world, tmp_path):
 
 
 def test_multi_head_baseline_builds_the_original_heads(world, tmp_path):
-    entries = [dict(ENTRIES[0], size_vocab=5)] + ENTRIES[1:]
+    # the classifier baseline reads integer classes from `answer`
+    d = json.load(open(os.path.join(world, "txt_tiny-qa.json")))
+    classes = {"red": 0, "green": 1, "blue": 2, "yellow": 3}
+    for items in d.values():
+        for it in items:
+            it["answer"] = classes[it["answer_text"]]
+    json.dump(d, open(os.path.join(world, "txt_tiny-qa-ts.json"), "w"))
+    entries = [{"type": "qaoe", "task": "tiny-qa-ts", "size_vocab": 5}] + ENTRIES[1:]
     log = run("multi-task", tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=entries, size_epoch=1,
                                       max_steps=4, head="task_specific", eval_splits=["val"]))
     assert "tiny-qamc_ac_vl" in log
     sd = torch.load(os.path.join(_only_run_dir(tmp_path), "ckpt_violet_tiny-multi_1.pt"), weights_only=True)
     heads = {k.split(".")[0] for k in sd if k.startswith("fc")}
     # retrieval and the true/false MC share `fc` (one score per pair); the others get their own
-    assert heads == {"fc", "fc_qaoe_tiny_qa", "fc_qaoe_tiny_fib", "fc_qamc_tiny_qamc"}
+    assert heads == {"fc", "fc_qaoe_tiny_qa_ts", "fc_qaoe_tiny_fib", "fc_qamc_tiny_qamc"}
     assert sd["fc_qamc_tiny_qamc.3.weight"].shape[0] == 5 and sd["fc.3.weight"].shape[0] == 1
 
 
 def test_entry_keys_that_belong_to_the_run_are_refused(world, tmp_path):
     bad = [dict(ENTRIES[0], lr=1e-3)]
-    with pytest.raises(SystemExit, match="lr"):
+    with pytest.raises(ConfigError, match="lr"):
         run("multi-task", tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=bad))
 
 
