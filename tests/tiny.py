@@ -138,3 +138,34 @@ def frame_b64(seed, size=16):
 def frame_rows(n=10):
     """`n` rows ``vid{i} \\t frame \\t frame`` of a frame TSV (the tools' layout)."""
     return [[f"vid{i}", frame_b64(i), frame_b64(i + 1)] for i in range(n)]
+
+
+def write_qa_classes(root, src="tiny-qa", dst="tiny-qa-ts"):
+    """A copy of a colour-world QA json whose items carry integer answer classes (the classifier
+    baseline's `answer`); returns the new task name."""
+    d = json.load(open(os.path.join(root, f"txt_{src}.json")))
+    classes = {c: i for i, c in enumerate(COLORS)}
+    for items in d.values():
+        for it in items:
+            it["answer"] = classes[it["answer_text"]]
+    with open(os.path.join(root, f"txt_{dst}.json"), "w") as f:
+        json.dump(d, f)
+    return dst
+
+
+def run_killed(family, argv, monkeypatch, when):
+    """Run `family` with `argv` and kill it (KeyboardInterrupt) right after the resume state for which
+    `when(state)` is true has been written: a killed run, to be resumed with `--resume latest`."""
+    import pytest
+    from lavender.engine.checkpointing import CheckpointManager
+    from lavender.engine.run import run
+    save = CheckpointManager.save_resume
+
+    def killed(self, state):
+        save(self, state)
+        if when(state):
+            raise KeyboardInterrupt("simulated kill")
+    with monkeypatch.context() as m:
+        m.setattr(CheckpointManager, "save_resume", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(family, argv)

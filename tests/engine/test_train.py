@@ -7,10 +7,9 @@ import sys
 import pytest
 import torch
 
-from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.run import run
 from lavender.paths import REPO_ROOT
-from tiny import make_color_world, tiny_argv
+from tiny import make_color_world, run_killed, tiny_argv
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +35,7 @@ def test_killed_run_resumes_to_the_same_result(world, tmp_path, monkeypatch):
             "predictions_val.json"} <= set(os.listdir(full_dir))
 
     argv = tiny_argv(world, tmp_path / "b", "tiny-qa", "qaoe", save_steps=1, **common)
-    save = CheckpointManager.save_resume
-
-    def killed(self, state):
-        save(self, state)
-        if state["epoch"] == 1 and state["loader"]["pos"] == 2:
-            raise KeyboardInterrupt("simulated kill in the middle of epoch 1")
-    monkeypatch.setattr(CheckpointManager, "save_resume", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run("qaoe", argv)
-    monkeypatch.setattr(CheckpointManager, "save_resume", save)
+    run_killed("qaoe", argv, monkeypatch, lambda st: st["epoch"] == 1 and st["loader"]["pos"] == 2)
     resumed = run("qaoe", argv + ["--resume", "latest"])
 
     assert resumed["ls_tr"] == pytest.approx(full["ls_tr"], abs=1e-6)

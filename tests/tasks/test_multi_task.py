@@ -12,12 +12,11 @@ import torch.multiprocessing as mp
 
 from lavender.config import ConfigError
 from lavender.data.collate import collate_dicts
-from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.dist import DistInfo
 from lavender.engine.loader import EpochLoader, MetaLoader
 from lavender.engine.run import run
 from lavender.paths import REPO_ROOT
-from tiny import make_color_world, tiny_argv
+from tiny import make_color_world, run_killed, tiny_argv, write_qa_classes
 
 ENTRIES = [
     {"type": "qaoe", "task": "tiny-qa"},
@@ -66,14 +65,7 @@ def test_every_family_in_one_run_through_the_script(world, tmp_path):
 
 
 def test_multi_head_baseline_builds_the_original_heads(world, tmp_path):
-    # the classifier baseline reads integer classes from `answer`
-    d = json.load(open(os.path.join(world, "txt_tiny-qa.json")))
-    classes = {"red": 0, "green": 1, "blue": 2, "yellow": 3}
-    for items in d.values():
-        for it in items:
-            it["answer"] = classes[it["answer_text"]]
-    json.dump(d, open(os.path.join(world, "txt_tiny-qa-ts.json"), "w"))
-    entries = [{"type": "qaoe", "task": "tiny-qa-ts", "size_vocab": 5}] + ENTRIES[1:]
+    entries = [{"type": "qaoe", "task": write_qa_classes(world), "size_vocab": 5}] + ENTRIES[1:]
     log = run("multi-task", tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=entries, size_epoch=1,
                                       max_steps=4, head="task_specific", eval_splits=["val"]))
     assert "tiny-qamc_ac_vl" in log
@@ -94,16 +86,7 @@ def test_killed_multi_task_run_resumes_to_the_same_result(world, tmp_path, monke
     common = dict(size_epoch=2, eval_splits=["val"])
     full = run("multi-task", _argv(world, tmp_path / "a", **common))
     argv = _argv(world, tmp_path / "b", save_steps=1, **common)
-    save = CheckpointManager.save_resume
-
-    def killed(self, state):
-        save(self, state)
-        if state["epoch"] == 1 and state["loader"]["pos"] == 5:
-            raise KeyboardInterrupt("simulated kill in the middle of epoch 1")
-    monkeypatch.setattr(CheckpointManager, "save_resume", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run("multi-task", argv)
-    monkeypatch.setattr(CheckpointManager, "save_resume", save)
+    run_killed("multi-task", argv, monkeypatch, lambda st: st["epoch"] == 1 and st["loader"]["pos"] == 5)
     resumed = run("multi-task", argv + ["--resume", "latest"])
     assert resumed["ls_tr"] == pytest.approx(full["ls_tr"], abs=1e-6)
     assert resumed["tiny-qa_ls_tr"] == pytest.approx(full["tiny-qa_ls_tr"], abs=1e-6)

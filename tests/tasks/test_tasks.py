@@ -13,7 +13,7 @@ from lavender.tasks import build_task
 from lavender.tasks.qa_mc import MCDigit, MCTrueFalse
 from lavender.tasks.retrieval import score_all_pairs
 from lavender.tokenizer import load_tokenizer
-from tiny import make_color_world, tiny_argv, write_tiny_vocab
+from tiny import make_color_world, tiny_argv, write_qa_classes, write_tiny_vocab
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +80,7 @@ def test_multiple_choice_layouts(world, tmp_path, tok):
 ])
 def test_task_specific_baselines_train_a_step(world, tmp_path, task, type_, extra):
     if task == "tiny-qa":  # the classifier baseline reads integer classes from `answer`
-        import json
-        import os
-        d = json.load(open(os.path.join(world, "txt_tiny-qa.json")))
-        cls_ids = {"red": 0, "green": 1, "blue": 2, "yellow": 3}
-        for items in d.values():
-            for it in items:
-                it["answer"] = cls_ids[it["answer_text"]]
-        json.dump(d, open(os.path.join(world, "txt_tiny-qa-ts.json"), "w"))
-        task = "tiny-qa-ts"
+        task = write_qa_classes(world)
     log = run(type_, tiny_argv(world, tmp_path, task, type_, head="task_specific", max_steps=2, **extra))
     assert np.isfinite(log["ls_tr"][0])
     main = {"qaoe": "ac_1_vl", "qamc": "ac_vl", "retrieval": "r@1_vl"}[type_]
