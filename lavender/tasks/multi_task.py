@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 
-from ..config import ConfigError, for_task
+from ..config import TASK_KEYS, ConfigError, for_task
 from ..engine.loader import MetaLoader
 from .base import Task
 from .qa_mc import mc_mode
@@ -45,9 +45,10 @@ class MultiTask(Task):
     """Several tasks behind the one Task contract: the engine never knows how many it runs."""
 
     main_metric = "mean"
+    reads = tuple(TASK_KEYS)  # checked per member (entries) and over the members (global keys) below
 
     def __init__(self, cfg, tokenizer, build_data=True):
-        from . import task_class
+        from . import check_task_keys, task_class
         entries = cfg.datasets
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise ConfigError(f"{cfg.config}: a multi-task config needs 'datasets': a list of task entries")
@@ -66,12 +67,16 @@ class MultiTask(Task):
             try:
                 sub = for_task(cfg, entry)
                 sub.type = family
-                member = task_class(family, sub)(sub, tokenizer, build_data)
+                cls = task_class(family, sub)
+                check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
+                member = cls(sub, tokenizer, build_data)
             except ConfigError as e:
                 raise ConfigError(f"datasets[{i}] ({name}): {e}") from None
             if cfg.head == "task_specific":
                 member.head_name = baseline_head_name(family, sub)
             self.members[name] = member
+        check_task_keys(cfg, {k for m in self.members.values() for k in m.reads}, "none of its tasks",
+                        f"{cfg.config}: ")
         super().__init__(cfg, tokenizer, build_data=False)
 
     # ------------------------------------------------------------------ contract
