@@ -29,7 +29,8 @@ GLOBAL_ONLY = ("datasets", "lr", "decay", "max_grad_norm", "size_epoch", "grad_a
                "path_output", "path_ckpt", "resume", "eval_only", "log_level", "head", "task_sampling",
                "vis_backbone", "vis_backbone_size", "vis_backbone_init", "kinetics", "swin_config",
                "bert_config", "txt_backbone", "fusion_encoder", "tokenizer", "txt_backbone_embed_only",
-               "fusion_encoder_rand_init", "max_size_frame", "max_size_patch", "swinbert", "use_checkpoint")
+               "fusion_encoder_rand_init", "bert_init", "reinit_head", "max_size_frame", "max_size_patch", "swinbert",
+               "use_checkpoint")
 MEMBER_FAMILIES = ("retrieval", "qaoe", "qamc", "captioning")
 
 
