@@ -98,6 +98,7 @@ TASK_KEYS = {
 CKPT_ARGS = ("vis_backbone", "vis_backbone_size", "kinetics", "swinbert", "txt_backbone", "fusion_encoder",
              "txt_backbone_embed_only", "tokenizer", "swin_config", "bert_config")
 CKPT_ARGS_EVAL = ("size_frame", "size_txt", "size_img", "img_transform")
+ORIGINAL_BERT_DIR = os.path.normpath("./_models/huggingface_transformers/bert-base-uncased/")
 
 MASK_POS = ("append", "prepend", "insert", "replace")
 VIS_BACKBONE_INIT = ("3d", "2d", "random")
@@ -314,6 +315,8 @@ def apply_checkpoint_args(cfg):
     taken = {}
     for key, val in saved.items():
         key = _legacy_key(key)
+        if isinstance(val, str) and os.path.normpath(val) == ORIGINAL_BERT_DIR:
+            val = "bert-base-uncased"  # the original's get_args wrote its local folder in place of the name
         if key in wanted and key in DEFAULTS:
             taken[key] = _check_type(key, val, DEFAULTS[key], path)
     for key, val in taken.items():

@@ -165,6 +165,7 @@ def test_args_json_beside_the_checkpoint(tmp_path):
     run.mkdir()
     (run / "ckpt.pt").write_bytes(b"")
     saved = {"vidswin_size": "tiny", "kinetics": 400, "txt_backbone_embed_only": False, "size_frame": 3,
+             "tokenizer": "./_models/huggingface_transformers/bert-base-uncased/",  # as the original wrote it
              "size_txt": 40, "img_transform": ["img_center_crop"], "lr": 1.0, "bert_config": {"hidden_size": 32}}
     (run / "args.json").write_text(json.dumps(saved))
     base = ["--config", os.path.join(REPO_ROOT, "_args", "args_msrvtt-qa.json"), "--path_ckpt", str(run / "ckpt.pt")]
@@ -173,6 +174,7 @@ def test_args_json_beside_the_checkpoint(tmp_path):
     assert cfg.vis_backbone_size == "tiny"          # legacy name vidswin_size, as update_args renames it
     assert cfg.kinetics == 600                      # the command line wins ...
     assert cfg.txt_backbone_embed_only is False and cfg.bert_config == {"hidden_size": 32}
+    assert cfg.tokenizer == "bert-base-uncased"
     assert cfg.size_frame == 5 and cfg.size_txt == 25 and cfg.lr == 2e-5  # training run: sizes stay; lr never
     text = "\n".join(r.getMessage() for r in records)
     assert "has kinetics = 400; the command line's 600 is kept" in text
