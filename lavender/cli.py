@@ -16,7 +16,9 @@ from .data.errors import DataError
 
 __all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "user_message"]
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# FloatingPointError: a training loss that is not finite, stopped with where and how to go on
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+               FloatingPointError)
 EXIT_USER_ERROR = 2  # as argparse for a bad command line
 
 

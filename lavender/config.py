@@ -7,10 +7,13 @@ values from the command line are typed after the JSON value (or the default) the
 import argparse
 import difflib
 import json
+import logging
 import os
 import sys
 
 from .paths import repo_path
+
+log = logging.getLogger("lavender")
 
 # key -> default. A default of None accepts any JSON value (a plain string if it does not parse).
 DEFAULTS = {
@@ -34,6 +37,9 @@ DEFAULTS = {
     "repetition_penalty": 1.0,
     # --- ours ---
     "head": "mlm",                 # "mlm" (LAVENDER) or "task_specific" (the baseline heads)
+    "bert_init": "pretrained",     # text embeddings, fusion encoder, MLM head: "pretrained" (from the
+                                   # txt_backbone / fusion_encoder folders, as the original) or "random"
+                                   # (tiny test models without a pretrained BERT)
     "swin_config": None,           # dict overriding Video Swin sizes (tiny demo models)
     "bert_config": None,           # dict overriding BertConfig fields (tiny demo models)
     "precision": "auto",           # auto | fp32 | fp16 | bf16 ("auto": fp16 on GPU if deepspeed, else fp32)
@@ -57,6 +63,47 @@ DEFAULTS = {
     "task_sampling": "uniform",    # multi-task: which task a step serves, "uniform" (original) or "proportional"
     "log_level": "info",
 }
+
+# Keys the original accepts but never uses: accepted for compatibility, with no effect here either.
+# A non-default value logs one warning naming the key. Every other key of DEFAULTS is read by the code
+# its name says (tests/engine/test_config_keys.py checks both).
+NO_EFFECT = {
+    "txt_dir": "the original sets it to data_dir and never reads it (annotations are {data_dir}/txt_{task}.json)",
+    "img_tsv_dir": "the original sets it to data_dir and never reads it (frames are {data_dir}/img_{dataset}.tsv)",
+    "size_txt_pre": "the original never reads it (a pretext is one task token or the prompt sentence's length)",
+    "size_patch": "the visual token grid follows from the frames and Video Swin (32 px per token); the original "
+                  "used it only to recompute that grid in pretraining",
+    "attn_mask_type": "the original ignores it: captioning always uses the seq2seq mask, the other tasks the full one",
+}
+
+# Keys of features that are not built: any other value than the one given is refused.
+NOT_BUILT = {
+    "is_decoder": (False, "is_decoder true (a decoder-style fusion encoder with a key/value cache) is not built; "
+                          "the original raised NotImplementedError on that path too"),
+}
+
+# Keys that only some task classes read (`Task.reads`): a non-default value for a task that does not
+# read it is refused (lavender.tasks.check_task_keys). Value: what the key applies to.
+TASK_KEYS = {
+    "mask_pos": "the option-index multiple-choice layout (qamc with mc_mode digit, head mlm)",
+    "multi_clip_testing": "retrieval evaluation",
+    "size_part": "pretraining",
+    "pretrain_tasks": "pretraining",
+    "data_ratio": "the training split of annotation-item tasks (not pretraining parts)",
+}
+
+# What a run takes from the args.json beside `path_ckpt` (the original's update_args, SPEC §2.11): the
+# backbones the weights belong to, plus our model-shape keys; for evaluation-only runs (size_epoch 0) also
+# the input sizes the weights were trained with. Values given on the command line win.
+CKPT_ARGS = ("vis_backbone", "vis_backbone_size", "kinetics", "swinbert", "txt_backbone", "fusion_encoder",
+             "txt_backbone_embed_only", "tokenizer", "swin_config", "bert_config")
+CKPT_ARGS_EVAL = ("size_frame", "size_txt", "size_img", "img_transform")
+ORIGINAL_BERT_DIR = os.path.normpath("./_models/huggingface_transformers/bert-base-uncased/")
+
+MASK_POS = ("append", "prepend", "insert", "replace")
+VIS_BACKBONE_INIT = ("3d", "2d", "random")
+PRETRAIN_TASKS = ("mtm", "vtm")
+DICT_OK = ("size_part",)  # int keys that also take the original's per-dataset dict
 
 # Values of these keys are paths; relative values from a config file are relative to the repo root.
 PATH_KEYS = ("data_dir", "path_output", "path_ckpt")
@@ -104,6 +151,8 @@ def _unknown(key, valid):
 def _typed(key, raw, like):
     """Parse a command-line string `raw` to the type of `like` (JSON value or default)."""
     try:
+        if key in DICT_OK and raw.strip().startswith("{"):
+            return json.loads(raw)
         if isinstance(like, bool):
             low = raw.lower()
             if low in ("1", "true", "yes", "on"):
@@ -135,7 +184,7 @@ def _typed(key, raw, like):
 
 
 def _check_type(key, val, default, where):
-    if default is None or val is None:
+    if default is None or val is None or (key in DICT_OK and isinstance(val, dict)):
         return val
     if isinstance(default, bool):
         if not isinstance(val, bool):
@@ -229,11 +278,66 @@ def load_config(argv=None, defaults=None):
         cfg[key] = _typed(key, raw, like)
         if key in PATH_KEYS and cfg[key]:
             cfg[key] = os.path.abspath(cfg[key])  # command-line paths are relative to the CWD
-    if cfg.tokenizer is None:
-        cfg.tokenizer = cfg.txt_backbone
     if cfg.eval_only:
         cfg.size_epoch = 0
+    if cfg.path_ckpt:
+        apply_checkpoint_args(cfg)
+    if cfg.tokenizer is None:
+        cfg.tokenizer = cfg.txt_backbone
+    warn_no_effect(cfg, known.config or "command line")
+    for i, entry in enumerate(cfg.datasets if isinstance(cfg.datasets, list) else []):
+        warn_no_effect(entry, f"{known.config}: datasets[{i}]")
     return validate(cfg)
+
+
+def warn_no_effect(cfg, where):
+    """One warning per NO_EFFECT key set to another value than the default."""
+    for key, reason in NO_EFFECT.items():
+        if key in cfg and cfg[key] != DEFAULTS[key]:
+            log.warning("%s: %s = %r has no effect (accepted for compatibility): %s", where, key, cfg[key], reason)
+
+
+def _legacy_key(key):
+    """The original's renames of old args.json keys (update_args): vidswin* and backbone* -> vis_backbone*."""
+    if "vidswin" in key:
+        return key.replace("vidswin", "vis_backbone")
+    if "backbone" in key and "vis_backbone" not in key and "txt_backbone" not in key:
+        return key.replace("backbone", "vis_backbone")
+    return key
+
+
+def apply_checkpoint_args(cfg):
+    """Take CKPT_ARGS (and CKPT_ARGS_EVAL for size_epoch 0) from the args.json beside `path_ckpt`, as the
+    original's get_args; keys given on the command line keep their value. Logs every value that changes."""
+    path = os.path.join(os.path.dirname(cfg.path_ckpt), "args.json")
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} (the training config beside path_ckpt): cannot read it ({e})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path} (the training config beside path_ckpt): not a JSON object")
+    wanted = CKPT_ARGS + (CKPT_ARGS_EVAL if cfg.size_epoch == 0 else ())
+    taken = {}
+    for key, val in saved.items():
+        key = _legacy_key(key)
+        if isinstance(val, str) and os.path.normpath(val) == ORIGINAL_BERT_DIR:
+            val = "bert-base-uncased"  # the original's get_args wrote its local folder in place of the name
+        if key in wanted and key in DEFAULTS:
+            taken[key] = _check_type(key, val, DEFAULTS[key], path)
+    for key, val in taken.items():
+        if val == cfg[key]:
+            continue
+        if key in cfg.cli_keys:
+            log.warning("%s has %s = %r; the command line's %r is kept", path, key, val, cfg[key])
+        else:
+            log.warning("%s = %r taken from %s (the training config of path_ckpt; the config had %r)",
+                        key, val, path, cfg[key])
+            cfg[key] = val
+    if taken:
+        log.info("read %s beside path_ckpt: %s", path, ", ".join(sorted(taken)))
 
 
 def validate(cfg):
@@ -256,12 +360,39 @@ def validate(cfg):
     for key in ("size_epoch", "max_steps", "save_steps", "logging_steps", "n_workers"):
         if isinstance(cfg[key], (int, float)) and cfg[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
+    for key, (allowed, why) in NOT_BUILT.items():
+        if cfg.get(key, allowed) != allowed:
+            raise ConfigError(f"{key} {cfg[key]!r}: {why}")
+    _choice(cfg, "vis_backbone", ("vidswin",), "the only visual backbone (as the original)")
+    _choice(cfg, "vis_backbone_init", VIS_BACKBONE_INIT,
+            "3d: Kinetics Video Swin weights, 2d: ImageNet Swin weights inflated to 3D, random")
+    _choice(cfg, "bert_init", ("pretrained", "random"))
+    _choice(cfg, "mask_pos", MASK_POS)
+    from .models.lavender import TASK_TOK2ID
+    if cfg.task_token is not None:
+        _choice(cfg, "task_token", tuple(TASK_TOK2ID), "rows of the model's task-token table")
+    if cfg.vis_backbone_init == "3d" and not cfg.path_ckpt and cfg.vis_backbone_size in ("base", "large") \
+            and cfg.kinetics not in (400, 600):
+        raise ConfigError(f"vis_backbone_init 3d loads Kinetics-400 or -600 Video Swin weights: set kinetics to "
+                          f"400 or 600 (got {cfg.kinetics})")
+    tasks = cfg.pretrain_tasks
+    if not isinstance(tasks, list) or not tasks or any(t not in PRETRAIN_TASKS for t in tasks):
+        raise ConfigError(f"pretrain_tasks must be a non-empty list of {list(PRETRAIN_TASKS)}, got {tasks!r}")
+    parts = cfg.size_part.values() if isinstance(cfg.size_part, dict) else [cfg.size_part]
+    if any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in parts):
+        raise ConfigError(f"size_part must be a number of parts >= 1, or a dict {{dataset: parts}}, "
+                          f"got {cfg.size_part!r}")
     from .data.frames import parse_frame_column
     try:
         cfg.frame_column = parse_frame_column(cfg.frame_column)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return cfg
+
+
+def _choice(cfg, key, allowed, what=None):
+    if cfg.get(key) not in allowed:
+        raise ConfigError(f"{key} must be one of {list(allowed)}{f' ({what})' if what else ''}, got {cfg.get(key)!r}")
 
 
 def for_task(cfg, entry):

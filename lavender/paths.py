@@ -77,3 +77,10 @@ def kinetics_ckpt(size="base", kinetics=600):
              "base": f"swin_base_patch244_window877_kinetics{kinetics}_22k.pth",
              "large": f"swin_large_patch244_window877_kinetics{kinetics}_22k.pth"}
     return os.path.join(MODELS_DIR, "video_swin_transformer", names.get(size, names["base"]))
+
+
+def swin2d_ckpt(size="base"):
+    """Expected location of the 2D ImageNet Swin checkpoint that `vis_backbone_init: 2d` inflates (SPEC §2.2)."""
+    names = {"tiny": "swin_tiny_patch4_window7_224.pth", "small": "swin_small_patch4_window7_224.pth",
+             "base": "swin_base_patch4_window7_224_22k.pth", "large": "swin_large_patch4_window7_224_22k.pth"}
+    return os.path.join(MODELS_DIR, "swin_transformer", names.get(size, names["base"]))

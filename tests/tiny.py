@@ -1,5 +1,7 @@
 """Tiny fixtures shared by the task/engine tests: a colour-world frame store and a tiny model config."""
+import contextlib
 import json
+import logging
 import os
 import random
 
@@ -12,7 +14,7 @@ COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "
 SHAPES = ("circle", "square")
 
 TINY_MODEL = {
-    "vis_backbone_init": "random", "vis_backbone_size": "tiny", "fusion_encoder_rand_init": True,
+    "vis_backbone_init": "random", "vis_backbone_size": "tiny", "bert_init": "random",
     "swin_config": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": [2, 7, 7]},
     "bert_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
     "size_img": 32, "size_frame": 2, "n_workers": 0, "deepspeed": False, "use_checkpoint": False,
@@ -113,7 +115,7 @@ def tiny_overrides(data_dir, out_dir):
     vocab, n = write_tiny_vocab(str(data_dir))
     m = TINY_MODEL
     return ["--data_dir", str(data_dir), "--path_output", str(out_dir), "--tokenizer", vocab,
-            "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--fusion_encoder_rand_init", "true",
+            "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--bert_init", "random",
             "--swin_config", json.dumps(m["swin_config"]),
             "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
             "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]
@@ -169,3 +171,19 @@ def run_killed(family, argv, monkeypatch, when):
         m.setattr(CheckpointManager, "save_resume", killed)
         with pytest.raises(KeyboardInterrupt):
             run(family, argv)
+
+
+@contextlib.contextmanager
+def lavender_log(level=logging.INFO):
+    """The records of the "lavender" logger inside the block (it does not propagate once a run set it up)."""
+    records, lg = [], logging.getLogger("lavender")
+    handler = logging.Handler(level)
+    handler.emit = records.append
+    old = lg.level
+    lg.addHandler(handler)
+    lg.setLevel(level)
+    try:
+        yield records
+    finally:
+        lg.removeHandler(handler)
+        lg.setLevel(old)

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipTransform, decode_frame, file_frame_start, frame_fields, temporal_sample
+from .frames import ClipTransform, clip_starts, decode_frame, file_frame_start, frame_fields, temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -69,12 +69,12 @@ class VideoStore:
         """All base64 frame fields of a video (DataError if the key is missing)."""
         return frame_fields(self.tsv.row_by_key(video_id), self.frame_column, self.path, self.size_frame)
 
-    def frames(self, video_id: str, train: bool = False, rng=None, fields=None) -> List:
-        """Temporally sampled, decoded RGB uint8 frames (no spatial transform)."""
+    def frames(self, video_id: str, train: bool = False, rng=None, fields=None, start=None, cache=None) -> List:
+        """Temporally sampled, decoded RGB uint8 frames (no spatial transform); `start`: see temporal_sample."""
         fields = self.frame_strings(video_id) if fields is None else fields
-        idx = temporal_sample(len(fields), self.size_frame, train, rng)
-        cache = {}
-        for i in idx:  # padded indices repeat: decode each once
+        idx = temporal_sample(len(fields), self.size_frame, train, rng, start=start)
+        cache = {} if cache is None else cache
+        for i in idx:  # padded indices (and frames shared by several clips) repeat: decode each once
             if i not in cache:
                 cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
         return [cache[i] for i in idx]
@@ -86,10 +86,16 @@ class VideoStore:
         self.n_skipped += 1
         self.skip_reasons[key] = str(err)
 
-    def clip(self, video_id: str, train: bool, rng=None, fields=None) -> Optional[torch.Tensor]:
-        """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""
+    def clip(self, video_id: str, train: bool, rng=None, fields=None, multi_clip=False) -> Optional[torch.Tensor]:
+        """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video. `multi_clip`
+        (evaluation): every clip of `clip_starts`, stacked (C, T, 3, size_img, size_img)."""
         rng = rng if rng is not None else _random
         try:
+            if multi_clip:
+                fields = self.frame_strings(video_id) if fields is None else fields
+                cache = {}
+                return torch.stack([self.tf_eval(self.frames(video_id, False, rng, fields, start=s, cache=cache), rng)
+                                    for s in clip_starts(len(fields), self.size_frame)])
             frames = self.frames(video_id, train, rng, fields)
             return (self.tf_train if train else self.tf_eval)(frames, rng)
         except DataError as e:

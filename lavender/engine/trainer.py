@@ -37,8 +37,9 @@ class _Step(torch.nn.Module):
 class RunningStats:
     """Losses and per-key stat sums of the current epoch (part of the resume state)."""
 
-    def __init__(self, losses=(), sums=None, counts=None):
+    def __init__(self, losses=(), sums=None, counts=None, skipped=0):
         self.losses, self.sums, self.counts = list(losses), dict(sums or {}), dict(counts or {})
+        self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (non-finite gradients)
 
     def add(self, loss, stats):
         self.losses.append(loss)
@@ -47,7 +48,7 @@ class RunningStats:
             self.counts[k] = self.counts.get(k, 0) + 1
 
     def recent(self, n):
-        return float(np.mean(self.losses[-n:]))
+        return float(np.mean(self.losses[-n:])) if self.losses else float("nan")  # none yet: only skipped steps
 
     def epoch_metrics(self):
         """`ls_tr` and `{stat}_tr`, averaged over this rank's batches, then over ranks."""
@@ -57,7 +58,7 @@ class RunningStats:
         return out
 
     def state_dict(self):
-        return {"losses": self.losses, "sums": self.sums, "counts": self.counts}
+        return {"losses": self.losses, "sums": self.sums, "counts": self.counts, "skipped": self.skipped}
 
 
 class Trainer:
@@ -69,7 +70,7 @@ class Trainer:
         self.device = dist_info.device
         self.model.to(self.device)
         self.precision = resolve_precision(cfg, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step_module = _Step(model, task)
         if dist_info.distributed:
             self.step_module = torch.nn.parallel.DistributedDataParallel(
@@ -134,12 +135,14 @@ class Trainer:
             with sync:
                 with autocast(self.precision, self.device):
                     loss, stats = self.step_module(batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at epoch {epoch}, step {self.global_step} "
-                        f"(lr {self.scheduler.get_last_lr()[0]:.3g}); lower --lr or use fp32")
+                finite = bool(torch.isfinite(loss))
+                if not finite and not self.scaler.is_enabled():
+                    self._stop_non_finite(loss, epoch, batch)
+                # fp16: a non-finite loss gives non-finite gradients, and the loss scaler skips that step
+                # (as the original's DeepSpeed loss scaling did); counted in n_skipped_steps_tr
                 self.scaler.scale(loss / cfg.grad_accum).backward()
-            self.running.add(loss.item(), stats)
+            if finite:
+                self.running.add(loss.item(), stats)
             if last_micro:
                 self._optimizer_step()
                 accum = 0
@@ -156,8 +159,21 @@ class Trainer:
         if pbar:
             pbar.close()
         metrics = self.running.epoch_metrics()
+        if self.scaler.is_enabled():
+            metrics["n_skipped_steps_tr"] = self.running.skipped
         log.info("epoch %d train: %s (%.1fs)", epoch, fmt_metrics(metrics), time.time() - t0)
         return metrics, stopped
+
+    def _stop_non_finite(self, loss, epoch, batch):
+        """fp32/bf16: a non-finite loss ends the run, saying where, after writing the resume state."""
+        self.ckpt.save_resume(self.state_dict())
+        vids = list(batch.get("video") or [])
+        raise FloatingPointError(
+            f"loss is {loss.item()} at epoch {epoch}, step {self.global_step} (batch {self.train_loader.pos} of "
+            f"the epoch, lr {self.scheduler.get_last_lr()[0]:.3g}), videos {vids[:8]}"
+            f"{f' (+{len(vids) - 8} more)' if len(vids) > 8 else ''}. The resume state is written "
+            f"({os.path.join(self.run_dir, 'resume.pt')}, continuing after this batch): lower --lr, or check these "
+            f"videos, and continue with --resume latest; --precision fp16 would skip such steps")
 
     def _optimizer_step(self):
         cfg = self.cfg
@@ -165,13 +181,18 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
+        scale = self.scaler.get_scale()
         self.scaler.update()
+        if self.scaler.get_scale() < scale:  # the scaler found non-finite gradients and skipped the step
+            self.running.skipped += 1
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
 
     def _log_step(self, epoch, loss):
         rec = {"epoch": epoch, "step": self.global_step, "loss": float(loss), "lr": self.scheduler.get_last_lr()}
+        if self.scaler.is_enabled():
+            rec["n_skipped_steps"] = self.running.skipped
         if self.device.type == "cuda":
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.step_log.append(rec)

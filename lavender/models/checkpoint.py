@@ -40,6 +40,7 @@ LAYOUT_SCOPE = {
 # Keys that are the same tensor in the model: filling one fills the other.
 ALIASES = (("fc_mtm.predictions.bias", "fc_mtm.predictions.decoder.bias"),)
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TXT_ENCODER = "enc_txt.txt_trsfr."  # the text's own BERT encoder (txt_backbone_embed_only false)
 TRUST_HINT = "trust_checkpoint (--trust_checkpoint true)"
 STRICT_HINT = "ckpt_strict (--ckpt_strict false)"
 
@@ -111,7 +112,10 @@ class LoadReport:
 def _missing_file_error(path):
     name = os.path.basename(os.path.normpath(path)) or str(path)
     low = name.lower()
-    if "swin" in low:
+    if "swin" in low and "_patch4_" in low:  # a 2D Swin (vis_backbone_init 2d)
+        hint = (f"put the ImageNet Swin Transformer checkpoint at {os.path.join('_models', 'swin_transformer', name)} "
+                "(from the Swin Transformer release), or choose vis_backbone_init 3d (Kinetics) or random")
+    elif "swin" in low:
         hint = (f"put the Video Swin checkpoint at {os.path.join('_models', 'video_swin_transformer', name)} "
                 "(e.g. swin_base_patch244_window877_kinetics600_22k.pth from the Video Swin Transformer release)")
     elif "bert" in low or "minilm" in low or not os.path.splitext(low)[1]:
@@ -286,6 +290,8 @@ def _map_video_swin(sd, model_keys):
 def _map_hf_bert(sd, model_keys):
     out, ignored = {}, []
     has_head = any(k.startswith("fc_mtm.") for k in model_keys)
+    # txt_backbone_embed_only false: the text's own encoder is the BERT encoder too (EncTxt.txt_trsfr)
+    txt_encoder = any(k.startswith(TXT_ENCODER) for k in model_keys)
     for k, v in sd.items():
         k2 = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", k))  # pre-2019 LayerNorm names
         base = k2[len("bert."):] if k2.startswith("bert.") else k2
@@ -295,6 +301,8 @@ def _map_hf_bert(sd, model_keys):
             out["enc_txt.emb_txt." + base[len("embeddings."):]] = v
         elif base.startswith("encoder."):
             out["trsfr." + base[len("encoder."):]] = v
+            if txt_encoder:
+                out[TXT_ENCODER + base[len("encoder."):]] = v
         elif base.startswith("cls.predictions."):
             if has_head:
                 out["fc_mtm.predictions." + base[len("cls.predictions."):]] = v
@@ -372,39 +380,54 @@ def _adapt(key, src, dst, model, sd):
         win_dst = model.get_submodule(key.rsplit(".", 1)[0]).window_size
         idx = sd.get(key.replace("relative_position_bias_table", "relative_position_index"))
         win_src = _solve_window(src.shape[0], idx.shape[0] if idx is not None else None)
-        grid = src.t().reshape(1, src.shape[1], *(2 * w - 1 for w in win_src))
-        out = F.interpolate(grid.float(), size=tuple(2 * w - 1 for w in win_dst), mode="trilinear",
-                            align_corners=False)
-        return out.reshape(src.shape[1], -1).t().to(dst.dtype), \
-            f"{key}: window {win_src} -> {tuple(win_dst)} (interpolated)"
+        size = tuple(2 * w - 1 for w in win_dst)
+        grid = src.t().reshape(1, src.shape[1], *(2 * w - 1 for w in win_src)).float()
+        if win_src[0] == 1:  # a 2D Swin table: bicubic-resized in space, then tiled over time (inflate_weights)
+            if grid.shape[3:] != size[1:]:
+                grid = F.interpolate(grid[:, :, 0], size=size[1:], mode="bicubic")[:, :, None]
+            out, how = grid.repeat(1, 1, size[0], 1, 1), "2D table resized and tiled over time"
+        else:
+            out, how = F.interpolate(grid, size=size, mode="trilinear", align_corners=False), "interpolated"
+        return out.reshape(src.shape[1], -1).t().to(dst.dtype), f"{key}: window {win_src} -> {tuple(win_dst)} ({how})"
     if key.endswith("patch_embed.proj.weight") and dst.dim() == 5:
         w = src.unsqueeze(2) if src.dim() == 4 else src  # 2D Swin: one time step
         if w.shape[:2] != dst.shape[:2] or w.shape[3:] != dst.shape[3:]:
             return None, None
-        # Spread the kernel evenly over time so a static clip gives the same response (I3D inflation).
+        # Spread the kernel evenly over time so a static clip gives the same response (I3D inflation; for
+        # a 2D kernel the original's inflate_weights: repeated over time, divided by the temporal size).
         kt = dst.shape[2]
         out = (w.sum(2, keepdim=True) / kt).repeat(1, 1, kt, 1, 1)
         return out.to(dst.dtype), f"{key}: temporal kernel {w.shape[2]} -> {kt} (inflated)"
     return None, None
 
 
-def load_state_dict_into(model, sd, strict=True, log=print, source="<state_dict>", layout=None, warn=None):
+def load_state_dict_into(model, sd, strict=True, log=print, source="<state_dict>", layout=None, warn=None,
+                         only=None, skip=None):
     """Load an in-memory state_dict with layout detection; returns a :class:`LoadReport`.
 
     Raises CheckpointError when nothing fits, or (``strict``) when the load is partial, before the
     model is touched. The report goes to ``log``, or to ``warn`` (default ``log``) for an accepted
-    partial load.
+    partial load. ``only`` / ``skip``: model-key prefixes to take only / never take from the file
+    (``skip`` is a dict {prefix: why}); the completeness check then covers only what is taken.
     """
     sd = unwrap(sd)
     layout = layout or detect_layout(sd)
     target = model.state_dict()
     mapped, ignored, notes, expected = MAPPERS[layout](sd, target)
+    skip = dict(skip or {})
+    kept = {k: v for k, v in mapped.items() if (only is None or k.startswith(tuple(only)))
+            and not k.startswith(tuple(skip))}
+    for prefix, why in skip.items():
+        n = sum(k.startswith(prefix) for k in mapped)
+        if n:
+            notes = notes + [f"{n} tensors {prefix}* not taken: {why}"]
+    mapped = kept
     rep = LoadReport(source=source, layout=layout, ignored=ignored, adapted=notes)
     take = {}
     n_layers = len({k.split(".")[2] for k in target if k.startswith("trsfr.layer.")})
     dropped = set()
     for k, v in mapped.items():
-        m = re.match(r"trsfr\.layer\.(\d+)\.", k)
+        m = re.match(r"(?:enc_txt\.txt_)?trsfr\.layer\.(\d+)\.", k)
         if k not in target and layout == "hf_bert" and m and int(m.group(1)) >= n_layers:
             dropped.add(int(m.group(1)))  # a model configured with fewer layers takes the first ones
         elif k not in target:
@@ -432,7 +455,8 @@ def load_state_dict_into(model, sd, strict=True, log=print, source="<state_dict>
             if x in take and y in target and y not in take:
                 take[y] = take[x]
     scope = LAYOUT_SCOPE[layout]
-    in_scope = [k for k in target if k.startswith(scope)]
+    in_scope = [k for k in target if k.startswith(scope) and (only is None or k.startswith(tuple(only)))
+                and not k.startswith(tuple(skip))]
     rep.out_of_scope = len(target) - len(in_scope)
     # relative_position_index buffers are derived from the window size, so a file may omit them.
     skipped = {k for k, _, _ in rep.mismatched}
@@ -461,14 +485,15 @@ def load_state_dict_into(model, sd, strict=True, log=print, source="<state_dict>
     return rep
 
 
-def load_weights(model, path, strict=True, trust=False, log=print, warn=None):
+def load_weights(model, path, strict=True, trust=False, log=print, warn=None, only=None, skip=None):
     """Load ``path`` (file or Hugging Face folder) into ``model``; returns a :class:`LoadReport`.
 
     ``strict`` (the ``ckpt_strict`` key) raises CheckpointError with the report if anything the layout
     covers is missing, or any key is unexpected or shape-mismatched (expected gaps and ignored keys
     never count); without it such a load goes on and the report goes to ``warn``. ``trust`` (the
-    ``trust_checkpoint`` key) allows files that need full unpickling.
+    ``trust_checkpoint`` key) allows files that need full unpickling. ``only`` / ``skip``: see
+    :func:`load_state_dict_into`.
     """
     sd, hint = read_state_dict(path, trust)
     return load_state_dict_into(model, sd, strict=strict, log=log, source=os.fspath(path),
-                                layout=hint or detect_layout(sd), warn=warn)
+                                layout=hint or detect_layout(sd), warn=warn, only=only, skip=skip)

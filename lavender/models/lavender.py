@@ -43,6 +43,8 @@ class ModelConfig:
     n_task_tokens: int = N_TASK_TOKENS
     attn_implementation: str = "sdpa"  # fusion encoder attention: "sdpa" or "eager"
     swinbert: bool = False         # SwinBERT-compatible visual projection (SPEC §2.3)
+    txt_encoder: bool = False      # text through its own BERT encoder before fusion (txt_backbone_embed_only
+                                   # false, SPEC §2.4): enc_txt.txt_trsfr
 
     def __post_init__(self):
         if self.heads is None:
@@ -107,7 +109,8 @@ def model_config(args, bert_dir=None):
                        max_size_patch=int(_get(args, "max_size_patch", 14)), head=_get(args, "head", "mlm"),
                        head_size=int(_get(args, "head_size", 1)), heads=_get(args, "heads"),
                        attn_implementation=_get(args, "attn_implementation", "sdpa"),
-                       swinbert=bool(_get(args, "swinbert", False)))
+                       swinbert=bool(_get(args, "swinbert", False)),
+                       txt_encoder=not _get(args, "txt_backbone_embed_only", True))
 
 
 def build_model(args, bert_dir=None):
@@ -172,14 +175,25 @@ class EncVideo(nn.Module):
 
 
 class EncTxt(nn.Module):
-    """BERT embeddings only (the original's ``txt_backbone_embed_only``)."""
+    """BERT embeddings (``emb_txt``); with ``encoder`` (txt_backbone_embed_only false) also the text's own
+    BERT encoder ``txt_trsfr``, over the text alone with its padding mask (causal for seq2seq use)."""
 
-    def __init__(self, bert_cfg):
+    def __init__(self, bert_cfg, encoder=False):
         super().__init__()
         self.emb_txt = BertEmbeddings(bert_cfg)
+        self.txt_trsfr = BertEncoder(bert_cfg) if encoder else None
 
-    def forward(self, txt):
-        return self.emb_txt(input_ids=txt)
+    def forward(self, txt, mask=None, causal=False):
+        f = self.emb_txt(input_ids=txt)
+        if self.txt_trsfr is None:
+            return f
+        mask = torch.ones_like(txt) if mask is None else mask
+        if causal:
+            keep = torch.tril(torch.ones(txt.shape[1], txt.shape[1], dtype=torch.bool, device=txt.device))[None, None]
+        else:
+            keep = mask.bool()[:, None, None, :]
+        ext = (1.0 - keep.to(f.dtype)) * torch.finfo(f.dtype).min
+        return self.txt_trsfr(f, attention_mask=ext).last_hidden_state
 
 
 class Lavender(nn.Module):
@@ -197,15 +211,12 @@ class Lavender(nn.Module):
         self.task_tok2id = dict(TASK_TOK2ID)
         if self.has_mlm:
             self.emb_task = nn.Parameter(0.02 * torch.randn(cfg.n_task_tokens, H))
-        self.enc_txt = EncTxt(bc)
+        self.enc_txt = EncTxt(bc, cfg.txt_encoder)
         self.trsfr = BertEncoder(bc)
         self.enc_img = EncVideo(cfg.swin, H, cfg.max_size_frame, cfg.max_size_patch, cfg.swinbert)
         for m in (self.enc_txt, self.trsfr):
             m.apply(self._init_bert)
-        for name, k in cfg.heads.items():
-            if k is None:
-                continue
-            setattr(self, name, nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, k)))
+        self.reinit_heads()
         if self.has_mlm:
             self.fc_mtm = BertOnlyMLMHead(bc)
             self.fc_mtm.apply(self._init_bert)
@@ -228,6 +239,16 @@ class Lavender(nn.Module):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
+    def reinit_heads(self):
+        """(Re-)create the task-specific MLP heads (``fc``, ``fc_{type}_{task}``) with their configured sizes
+        and fresh weights; returns their names. The MLM head is not one of them."""
+        H = self.hidden_size
+        names = [n for n, k in self.cfg.heads.items() if k is not None]
+        for name in names:
+            k = self.cfg.heads[name]
+            setattr(self, name, nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, k)))
+        return names
+
     @property
     def has_mlm(self):
         return "fc_mtm" in self.cfg.heads
@@ -241,9 +262,11 @@ class Lavender(nn.Module):
         """(B, T, 3, H, W) normalised frames -> (feat [B, Lv, H], mask [B, Lv] int64 ones)."""
         return self.enc_img(img, odr)
 
-    def embed_text(self, txt):
-        """(B, L) ids -> (B, L, H): word + position 0..L-1 + token type 0, LayerNorm, dropout."""
-        return self.enc_txt(txt)
+    def embed_text(self, txt, mask=None, causal=False):
+        """(B, L) ids -> (B, L, H): word + position 0..L-1 + token type 0, LayerNorm, dropout; then, with a
+        text encoder (txt_backbone_embed_only false), that encoder over the text (`mask`: its padding;
+        `causal`: each position sees only earlier ones, for seq2seq use)."""
+        return self.enc_txt(txt, mask, causal)
 
     def pretext(self, batch_size, task_token=None, prompt_ids=None, prompt_mask=None):
         """Features and mask prepended to the text: one task-token row or an embedded prompt; None if neither."""
@@ -252,15 +275,17 @@ class Lavender(nn.Module):
         if task_token is not None:
             if not self.has_mlm:
                 raise ValueError("this model has no task tokens (no MLM head)")
+            if isinstance(task_token, str) and task_token not in self.task_tok2id:
+                raise ValueError(f"unknown task token {task_token!r}: the table has {list(self.task_tok2id)}")
             idx = self.task_tok2id[task_token] if isinstance(task_token, str) else int(task_token)
             # Raw row: no LayerNorm, no position embedding (as the original).
             feat = self.emb_task[idx].view(1, 1, -1).expand(batch_size, 1, -1)
             return feat, torch.ones(batch_size, 1, dtype=torch.long, device=feat.device)
         if prompt_ids is not None:
             ids = prompt_ids if prompt_ids.dim() == 2 else prompt_ids.unsqueeze(0)
-            feat = self.embed_text(ids)  # own positions 0..Lp-1
             mask = torch.ones_like(ids) if prompt_mask is None else (
                 prompt_mask if prompt_mask.dim() == 2 else prompt_mask.unsqueeze(0))
+            feat = self.embed_text(ids, mask)  # own positions 0..Lp-1
             return feat.expand(batch_size, -1, -1), mask.to(torch.long).expand(batch_size, -1)
         return None
 
@@ -316,5 +341,5 @@ class Lavender(nn.Module):
         """MLM logits of the text part [B, Lp+Lt, V] (task-specific models: head output [B, K])."""
         feat_img, mask_img = self.encode_video(img, odr)
         pre = self.pretext(txt.shape[0], task_token, prompt_ids, prompt_mask)
-        hidden = self.fuse(feat_img, mask_img, self.embed_text(txt), mask, pretext=pre)
+        hidden = self.fuse(feat_img, mask_img, self.embed_text(txt, mask), mask, pretext=pre)
         return self.mlm(hidden) if self.has_mlm else self.head(hidden)

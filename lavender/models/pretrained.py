@@ -1,9 +1,17 @@
 """Which weights a run starts from (SPEC §2.11), decided from its config in one place.
 
-* `path_ckpt` given: that checkpoint (LAVENDER/VIOLET, our own, or any layout the loader knows).
-* otherwise: the text side from the BERT folder the config names (`_models/bert-base-uncased/`),
-  and the visual side from the Video Swin Kinetics checkpoint when `vis_backbone_init` is "3d"
-  (random when "random").
+As the original, each step loads on top of the previous one:
+1. the text side (``bert_init: pretrained``): BERT embeddings (and, with ``txt_backbone_embed_only``
+   false, the text's own encoder) from the ``txt_backbone`` folder, the fusion encoder and the MLM head
+   from the ``fusion_encoder`` folder (``_models/bert-base-uncased/``); with ``fusion_encoder_rand_init``
+   the fusion encoder stays random;
+2. the visual side, only without ``path_ckpt`` (the original forces ``vis_backbone_init`` to "random"
+   when ``path_ckpt`` exists): Kinetics Video Swin ("3d"), ImageNet 2D Swin inflated to 3D ("2d") or
+   random;
+3. ``path_ckpt``: tensors the file does not hold keep the values of steps 1-2 (with ``ckpt_strict``, the
+   default, a file that leaves part of the model unfilled is still an error);
+4. ``reinit_head``: the task-specific heads are re-created with fresh weights and their configured sizes.
+A summary logs where the value of every parameter came from.
 
 Every load obeys `ckpt_strict` (a partial load is an error unless it is false, then a warning) and
 `trust_checkpoint` (files that need full unpickling are refused unless it is true); see checkpoint.py.
@@ -11,41 +19,97 @@ Every load obeys `ckpt_strict` (a partial load is an error unless it is false, t
 import logging
 import os
 
-from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir
-from .checkpoint import HF_WEIGHT_FILES, load_weights
+from ..config import ConfigError
+from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
+from .checkpoint import HF_WEIGHT_FILES, _short, load_weights
 from .lavender import build_model
 
 log = logging.getLogger("lavender")
 
+RANDOM = "random init"
+
 
 def create_model(cfg, heads=None):
     """Build the model for a run config (with `heads`, see `ModelConfig.heads`) and load its starting weights."""
-    bert_name = cfg.get("fusion_encoder") or cfg.get("txt_backbone")
-    bert_dir = resolve_bert_dir(bert_name)
     args = dict(cfg)
     if heads is not None:
         args["heads"] = heads
-    model = build_model(args, bert_dir=bert_dir)
-
-    def load(path):
-        return load_weights(model, path, strict=cfg.get("ckpt_strict", True), trust=cfg.get("trust_checkpoint", False),
-                            log=log.info, warn=log.warning)
-    if cfg.get("path_ckpt"):
-        load(cfg["path_ckpt"])
-        return model
-    if not cfg.get("fusion_encoder_rand_init"):
-        if not (bert_dir and any(os.path.isfile(os.path.join(bert_dir, f)) for f in HF_WEIGHT_FILES)):
-            raise FileNotFoundError(
-                f"pretrained text weights for {bert_name!r} not found: put bert-base-uncased's config.json, "
-                f"vocab.txt and model.safetensors (or pytorch_model.bin) in "
-                f"{os.path.join(MODELS_DIR, 'bert-base-uncased')}/ (see _models/README.md), "
-                f"or pass --path_ckpt, or --fusion_encoder_rand_init true to start from random weights")
-        load(bert_dir)  # a BertModel folder (no MLM head): the decoder starts from the word embeddings
-    init = cfg.get("vis_backbone_init", "3d")
-    if init == "3d":
-        path = kinetics_ckpt(cfg.get("vis_backbone_size", "base"), cfg.get("kinetics", 600))
-        load(path)  # a missing file raises with where to put it
-    elif init != "random":
-        raise ValueError(f"vis_backbone_init {init!r}: use '3d' (Kinetics Video Swin weights in "
-                         f"_models/video_swin_transformer/) or 'random'")
+    model = build_model(args, bert_dir=resolve_bert_dir(cfg.get("fusion_encoder") or cfg.get("txt_backbone")))
+    log.info(describe_sources(load_starting_weights(model, cfg)))
     return model
+
+
+def _has_weights(folder):
+    return bool(folder) and any(os.path.isfile(os.path.join(folder, f)) for f in HF_WEIGHT_FILES)
+
+
+def load_starting_weights(model, cfg):
+    """Load the weights a run starts from into `model` (module doc); returns {parameter: where its value
+    comes from}."""
+    sources = {k: RANDOM for k, _ in model.named_parameters()}
+    head_names = [n for n, k in model.cfg.heads.items() if k is not None]
+    ckpt, reinit = cfg.get("path_ckpt"), bool(cfg.get("reinit_head"))
+    if reinit and not head_names:
+        raise ConfigError("reinit_head re-creates the task-specific heads (head task_specific); this model has "
+                          "only the MLM head, which always comes from the pretrained weights")
+
+    def load(path, label, **kw):
+        rep = load_weights(model, path, strict=cfg.get("ckpt_strict", True), trust=cfg.get("trust_checkpoint", False),
+                           log=log.info, warn=log.warning, **kw)
+        sources.update({k: label for k in rep.loaded if k in sources})
+
+    if cfg.get("bert_init", "pretrained") == "pretrained":
+        _load_text(cfg, load, required=not ckpt)
+    init = cfg.get("vis_backbone_init", "3d")
+    size = cfg.get("vis_backbone_size", "base")
+    if ckpt:
+        if init != "random":
+            log.info("vis_backbone_init %s not used: Video Swin starts random under path_ckpt, as the original "
+                     "(the checkpoint holds it)", init)
+    elif init == "3d":
+        load(kinetics_ckpt(size, cfg.get("kinetics", 600)), "Kinetics Video Swin")  # a missing file says where
+    elif init == "2d":
+        load(swin2d_ckpt(size), "ImageNet 2D Swin, inflated to 3D")
+    if ckpt:
+        skip = {h + ".": "reinit_head re-creates this head" for h in head_names} if reinit else None
+        load(ckpt, f"path_ckpt {os.path.basename(ckpt)}", skip=skip)
+    if reinit:
+        names = model.reinit_heads()
+        sources.update({k: f"{RANDOM} (reinit_head)" for k, _ in model.named_parameters()
+                        if k.split(".")[0] in names})
+    return sources
+
+
+def _load_text(cfg, load, required):
+    """Step 1: BERT embeddings from txt_backbone, fusion encoder + MLM head from fusion_encoder (one load
+    when both name the same folder)."""
+    fus_name = cfg.get("fusion_encoder") or cfg.get("txt_backbone")
+    txt_name = cfg.get("txt_backbone") or fus_name
+    txt_dir, fus_dir = resolve_bert_dir(txt_name), resolve_bert_dir(fus_name)
+    rand = {"trsfr.": "fusion_encoder_rand_init (the fusion encoder starts random)"} \
+        if cfg.get("fusion_encoder_rand_init") else None
+    if txt_dir == fus_dir:
+        parts = [(fus_name, fus_dir, None, rand)]
+    else:
+        parts = [(txt_name, txt_dir, ("enc_txt.",), None), (fus_name, fus_dir, ("trsfr.", "fc_mtm."), rand)]
+    for name, folder, only, skip in parts:
+        if _has_weights(folder):
+            load(folder, name if name == folder else f"{name} ({folder})", only=only, skip=skip)
+        elif required:
+            raise FileNotFoundError(
+                f"pretrained text weights for {name!r} not found: put bert-base-uncased's config.json, vocab.txt "
+                f"and model.safetensors (or pytorch_model.bin) in {os.path.join(MODELS_DIR, 'bert-base-uncased')}/ "
+                f"(see _models/README.md), or pass --path_ckpt, or --bert_init random to start the text side "
+                f"from random weights")
+        else:
+            log.info("no pretrained weights for %r: its tensors must come from path_ckpt", name)
+
+
+def describe_sources(sources):
+    """Where the value of every parameter comes from, grouped by source (one log message)."""
+    groups = {}
+    for key, src in sources.items():
+        groups.setdefault(src, []).append(key)
+    lines = [f"starting weights of the {len(sources)} parameter tensors, by source:"]
+    lines += [f"  {src}: {len(keys)} ({_short(keys, 3)})" for src, keys in groups.items()]
+    return "\n".join(lines)

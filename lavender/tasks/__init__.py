@@ -3,7 +3,7 @@
 A family is what a config's `type` names (qaoe, qamc, retrieval, pretrain, captioning, multi-task);
 within a family, `head` (mlm / task_specific) and for qamc `mc_mode` pick the class.
 """
-from ..config import ConfigError
+from ..config import DEFAULTS, TASK_KEYS, ConfigError
 
 FAMILIES = ("qaoe", "qamc", "retrieval", "pretrain", "captioning", "multi-task")
 
@@ -31,6 +31,17 @@ def task_class(family, cfg):
     raise ConfigError(f"unknown task type {family!r}; known: {', '.join(FAMILIES)}")
 
 
+def check_task_keys(values, reads, who, where=""):
+    """Refuse a non-default value of a TASK_KEYS key (in the dict `values`) that no class in `who`
+    reads (`reads`: the union of their `Task.reads`)."""
+    for key, applies in TASK_KEYS.items():
+        if key in values and values[key] != DEFAULTS[key] and key not in reads:
+            raise ConfigError(f"{where}{key} {values[key]!r} applies to {applies}; {who} does not read it "
+                              f"(leave it at {DEFAULTS[key]!r})")
+
+
 def build_task(family, cfg, tokenizer, **kw):
-    """The task object for `family` (see `task_class`)."""
-    return task_class(family, cfg)(cfg, tokenizer, **kw)
+    """The task object for `family` (see `task_class`); keys it would ignore are refused first."""
+    cls = task_class(family, cfg)
+    check_task_keys(cfg, cls.reads, f"{family} ({cls.__name__})")
+    return cls(cfg, tokenizer, **kw)

@@ -38,11 +38,12 @@ PROMPTS = {
 
 class ItemDataset(Dataset):
     """Annotation items + a frame store + the task's `encode`. Augmentation draws come from a
-    per-(seed, epoch, index) RNG, so results do not depend on worker count or on resuming."""
+    per-(seed, epoch, index) RNG, so results do not depend on worker count or on resuming.
+    `multi_clip`: every clip of a video (VideoStore.clip), for multi-clip retrieval testing."""
 
-    def __init__(self, items, store, encode, train, seed=0):
+    def __init__(self, items, store, encode, train, seed=0, multi_clip=False):
         self.items, self.store, self.encode, self.train = items, store, encode, train
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.multi_clip = seed, 0, multi_clip
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -57,7 +58,8 @@ class ItemDataset(Dataset):
             vid, img = self.store.clip_row(item["row"], self.train, rng)
             item = dict(item, video=vid)
         else:
-            img = self.store.clip(item["video"], self.train, rng) if self.store is not None else None
+            img = self.store.clip(item["video"], self.train, rng, multi_clip=self.multi_clip) \
+                if self.store is not None else None
         if img is None and self.store is not None:
             return None  # skip_bad: counted by the store, dropped by collate
         out = {"index": i, "video": item.get("video", "")}
@@ -78,8 +80,10 @@ class Task:
 
     main_metric = "ac"        # the metric of `summarize` whose val value picks the best checkpoint
     main_scale = 1.0          # main_metric / main_scale is in [0, 1] (multi-task averages them)
-    pretext_name = "vtm"      # task token / prompt key (SPEC §2.8)
+    prompt_name = "vtm"       # key of PROMPTS (enable_prompt; SPEC §2.8)
+    task_token = "vtm"        # row of the model's task-token table (enable_task_token; SPEC §2.8)
     head_name = "fc"          # task-specific baselines: the model's MLP head they use
+    reads = ("data_ratio",)   # the keys of lavender.config.TASK_KEYS this class honours
 
     def __init__(self, cfg, tokenizer, build_data=True):
         self.cfg, self.tok = cfg, tokenizer
@@ -166,11 +170,11 @@ class Task:
         """Task token or prompt prepended to the text (both off in the shipped configs)."""
         c = self.cfg
         if c.enable_prompt:
-            ids = [self.ids["cls"]] + self.tokens(PROMPTS[self.pretext_name]) + [self.ids["sep"]]
+            ids = [self.ids["cls"]] + self.tokens(PROMPTS[self.prompt_name]) + [self.ids["sep"]]
             dev = next(model.parameters()).device
             return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
         if c.enable_task_token:
-            return model.pretext(batch_size, task_token=c.task_token or self.pretext_name)
+            return model.pretext(batch_size, task_token=c.task_token or self.task_token)
         return None
 
     def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None):
@@ -179,7 +183,7 @@ class Task:
         if feat_img is None:
             feat_img, mask_img = model.encode_video(img)
         if feat_txt is None:
-            feat_txt = model.embed_text(txt)
+            feat_txt = model.embed_text(txt, mask)
         pre = self.pretext(model, mask.shape[0])
         hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre)
         return hidden[:, hidden.shape[1] - mask.shape[1]:]

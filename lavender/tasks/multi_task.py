@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 
-from ..config import ConfigError, for_task
+from ..config import TASK_KEYS, ConfigError, for_task
 from ..engine.loader import MetaLoader
 from .base import Task
 from .qa_mc import mc_mode
@@ -29,7 +29,8 @@ GLOBAL_ONLY = ("datasets", "lr", "decay", "max_grad_norm", "size_epoch", "grad_a
                "path_output", "path_ckpt", "resume", "eval_only", "log_level", "head", "task_sampling",
                "vis_backbone", "vis_backbone_size", "vis_backbone_init", "kinetics", "swin_config",
                "bert_config", "txt_backbone", "fusion_encoder", "tokenizer", "txt_backbone_embed_only",
-               "fusion_encoder_rand_init", "max_size_frame", "max_size_patch", "swinbert", "use_checkpoint")
+               "fusion_encoder_rand_init", "bert_init", "reinit_head", "max_size_frame", "max_size_patch", "swinbert",
+               "use_checkpoint")
 MEMBER_FAMILIES = ("retrieval", "qaoe", "qamc", "captioning")
 
 
@@ -45,9 +46,10 @@ class MultiTask(Task):
     """Several tasks behind the one Task contract: the engine never knows how many it runs."""
 
     main_metric = "mean"
+    reads = tuple(TASK_KEYS)  # checked per member (entries) and over the members (global keys) below
 
     def __init__(self, cfg, tokenizer, build_data=True):
-        from . import task_class
+        from . import check_task_keys, task_class
         entries = cfg.datasets
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise ConfigError(f"{cfg.config}: a multi-task config needs 'datasets': a list of task entries")
@@ -66,12 +68,16 @@ class MultiTask(Task):
             try:
                 sub = for_task(cfg, entry)
                 sub.type = family
-                member = task_class(family, sub)(sub, tokenizer, build_data)
+                cls = task_class(family, sub)
+                check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
+                member = cls(sub, tokenizer, build_data)
             except ConfigError as e:
                 raise ConfigError(f"datasets[{i}] ({name}): {e}") from None
             if cfg.head == "task_specific":
                 member.head_name = baseline_head_name(family, sub)
             self.members[name] = member
+        check_task_keys(cfg, {k for m in self.members.values() for k in m.reads}, "none of its tasks",
+                        f"{cfg.config}: ")
         super().__init__(cfg, tokenizer, build_data=False)
 
     # ------------------------------------------------------------------ contract

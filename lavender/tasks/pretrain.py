@@ -7,6 +7,9 @@ row, and captions `txt_{name}.json` = {"train": {id: [caption, ...]}, "val": {..
 Image datasets (cc3m, coco, vg, cc12m and `image_datasets`) give one frame per item. One epoch
 visits the datasets and their parts in order; a batch never mixes two parts.
 
+`dataset` may be the original's dict {name: folder} and `size_part` its dict {name: parts};
+`pretrain_tasks` selects the objectives (the original ignored it and always trained both).
+
 Differences from the original, on purpose: `p_mask` is honoured (the original hard-codes 0.15, the
 default here); masking is drawn per example from its seeded RNG (reproducible, resumable); VTM is
 scored by the softmax of true/false (`retrieval_score: ratio` gives the original's rule); one
@@ -21,6 +24,7 @@ from torch.utils.data import ConcatDataset
 from ..config import ConfigError
 from ..data.errors import DataError
 from ..data.video_store import VideoStore, load_annotation_file
+from ..paths import repo_path
 from .base import ItemDataset, Task, true_false_scores
 
 IMAGE_DATASETS = ("cc3m", "coco", "vg", "cc12m")
@@ -61,27 +65,42 @@ class Segmented(ConcatDataset):
 
 class Pretrain(Task):
     main_metric = "ac_vtm"
-    pretext_name = "vtm"
+    reads = ("size_part", "pretrain_tasks")
 
     def __init__(self, cfg, tokenizer, build_data=True):
         if cfg.head != "mlm":
             raise ConfigError("pretraining is implemented for the LAVENDER MLM model only (head: mlm)")
         self.part_stores = []
+        self.objectives = [t for t in ("mtm", "vtm") if t in cfg.pretrain_tasks]  # pretrain_tasks, in this order
+        self.main_metric = "ac_vtm" if "vtm" in self.objectives else "ac_mtm"
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
-    def dataset_names(self):
+    def data_dirs(self):
+        """{dataset name: folder}: `dataset` is a name, a list of names (all in data_dir) or, as the
+        original allows, a dict {name: folder} (relative folders: from the repository root)."""
         d = self.cfg.dataset
+        if isinstance(d, dict):
+            return {n: repo_path(str(folder)) for n, folder in d.items()}
         names = [d] if isinstance(d, str) else list(d or [])
         if not names:
-            raise ConfigError("pretraining needs 'dataset': a name or a list of names")
-        return names
+            raise ConfigError("pretraining needs 'dataset': a name, a list of names or a dict {name: folder}")
+        return {n: self.cfg.data_dir for n in names}
+
+    def n_parts(self, name):
+        """size_part: one number for every dataset, or the original's dict {dataset: parts}."""
+        sp = self.cfg.size_part
+        if not isinstance(sp, dict):
+            return sp
+        if name not in sp:
+            raise ConfigError(f"size_part {sp} has no entry for dataset {name!r}")
+        return sp[name]
 
     def part(self, name, split):
         """ItemDataset over the rows of `{name}_{split}.tsv`, captions from `txt_{name}.json`."""
         c = self.cfg
         frames = 1 if name in IMAGE_DATASETS or name in (c.image_datasets or []) else c.size_frame
-        store = VideoStore.from_tsv(os.path.join(c.data_dir, f"{name}_{split}.tsv"), frames, c.size_img,
+        store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
                                     img_transform=c.img_transform, frame_column=c.frame_column,
                                     skip_bad=c.skip_bad)
         self.part_stores.append(store)
@@ -100,10 +119,11 @@ class Pretrain(Task):
 
     def build_datasets(self):
         c = self.cfg
-        names = self.dataset_names()
-        self._captions = {n: load_annotation_file(os.path.join(c.data_dir, f"txt_{n}.json")) for n in names}
+        self._dirs = self.data_dirs()
+        names = list(self._dirs)
+        self._captions = {n: load_annotation_file(os.path.join(d, f"txt_{n}.json")) for n, d in self._dirs.items()}
         if c.size_epoch > 0:
-            keys = [(n, f"train_{p}") for n in names for p in range(c.size_part)]
+            keys = [(n, f"train_{p}") for n in names for p in range(self.n_parts(n))]
             self.datasets["train"] = Segmented([self.part(n, s) for n, s in keys], [f"{n}_{s}" for n, s in keys])
         if "val" in c.eval_splits:
             self.datasets["val"] = Segmented([self.part(n, "val") for n in names], names)
@@ -115,59 +135,67 @@ class Pretrain(Task):
         return self.part_stores
 
     def encode_caption(self, captions, rng):
-        """First caption of a non-empty list, base-encoded, each non-special token masked with p_mask (label = its id),
-        then the VTM [MASK] appended after the padding (never an MTM target)."""
+        """First caption of a non-empty list, base-encoded, each non-special token masked with p_mask (label =
+        its id; only when MTM is an objective), then the VTM [MASK] appended after the padding (never an MTM
+        target)."""
         ids = self.ids
         txt = self.encode_base(captions[0], self.cfg.size_txt)
         special = {ids["cls"], ids["sep"], ids["pad"], ids["mask"]}
         label = [-1] * len(txt)
+        p_mask = self.cfg.p_mask if "mtm" in self.objectives else 0.0
         for k, t in enumerate(txt):
-            if t not in special and rng.random() < self.cfg.p_mask:
+            if t not in special and rng.random() < p_mask:
                 txt[k], label[k] = ids["mask"], t
         txt = torch.tensor(txt + [ids["mask"]])
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "label": torch.tensor(label + [-1])}
 
     # ------------------------------------------------------------------ losses
     def losses(self, model, batch, generator=None):
-        """MTM and VTM losses and hit counts of one batch."""
+        """({objective: loss}, {hit counts per example}) of the `pretrain_tasks` objectives on one batch."""
         feat, fmask = model.encode_video(batch["img"])
-        emb = model.embed_text(batch["txt"])
+        emb = model.embed_text(batch["txt"], batch["mask"])
         mask, label = batch["mask"], batch["label"]
-        # MTM: each video with its own masked caption
-        pos = self.fused(model, None, None, mask, feat, fmask, emb)
-        logits, target = self.mlm_at(model, pos, label)
-        ls_mtm = self.ce(logits, target) if len(target) else emb.sum() * 0
-        row = (label >= 0).nonzero()[:, 0]  # example of each MTM target
-        # VTM: each video with its caption (true: the MTM pass above is that pair, so it is not run
-        # again) and O-1 captions of other batch items (false)
         B = feat.shape[0]
-        O = min(B, self.cfg.size_batch, 4)
-        last = pos[:, -1:]
-        if O > 1:
-            neg = [[j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
-                   for i in range(B)]
-            neg = torch.tensor(neg, device=feat.device).view(-1)
-            hidden = self.fused(model, None, None, mask[neg], feat.repeat_interleave(O - 1, 0),
-                                fmask.repeat_interleave(O - 1, 0), emb[neg])
-            last = torch.cat([last, hidden[:, -1].view(B, O - 1, -1)], 1)
-        vtm_logits = model.mlm(last.reshape(B * O, -1))
-        first = torch.arange(B * O, device=feat.device) % O == 0
-        ls_vtm = self.ce(vtm_logits, torch.where(first, self.ids["true"], self.ids["false"]))
-        tf = torch.tensor([self.ids["true"], self.ids["false"]], device=feat.device)
-        score = true_false_scores(vtm_logits[:, tf], self.cfg.retrieval_score).view(B, O)
-        hits = {"mtm_hit": torch.bincount(row, (logits.argmax(-1) == target).float(), minlength=B),
-                "mtm_n": torch.bincount(row, minlength=B), "vtm_hit": (score.argmax(1) == 0).long()}
-        return ls_mtm, ls_vtm, hits  # hits per example
+        pos = self.fused(model, None, None, mask, feat, fmask, emb)  # each video with its own caption
+        losses, hits = {}, {}
+        if "mtm" in self.objectives:
+            logits, target = self.mlm_at(model, pos, label)
+            losses["mtm"] = self.ce(logits, target) if len(target) else emb.sum() * 0
+            row = (label >= 0).nonzero()[:, 0]  # example of each MTM target
+            hits["mtm_hit"] = torch.bincount(row, (logits.argmax(-1) == target).float(), minlength=B)
+            hits["mtm_n"] = torch.bincount(row, minlength=B)
+        if "vtm" in self.objectives:
+            # each video with its caption (true: the pass above is that pair, so it is not run again) and
+            # O-1 captions of other batch items (false)
+            O = min(B, self.cfg.size_batch, 4)
+            last = pos[:, -1:]
+            if O > 1:
+                neg = [[j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
+                       for i in range(B)]
+                neg = torch.tensor(neg, device=feat.device).view(-1)
+                hidden = self.fused(model, None, None, mask[neg], feat.repeat_interleave(O - 1, 0),
+                                    fmask.repeat_interleave(O - 1, 0), emb[neg])
+                last = torch.cat([last, hidden[:, -1].view(B, O - 1, -1)], 1)
+            vtm_logits = model.mlm(last.reshape(B * O, -1))
+            first = torch.arange(B * O, device=feat.device) % O == 0
+            losses["vtm"] = self.ce(vtm_logits, torch.where(first, self.ids["true"], self.ids["false"]))
+            tf = torch.tensor([self.ids["true"], self.ids["false"]], device=feat.device)
+            score = true_false_scores(vtm_logits[:, tf], self.cfg.retrieval_score).view(B, O)
+            hits["vtm_hit"] = (score.argmax(1) == 0).long()
+        return losses, hits
 
     def train_step(self, model, batch):
-        ls_mtm, ls_vtm, n = self.losses(model, batch)
-        return ls_mtm + ls_vtm, {"ls_mtm": ls_mtm.detach(), "ls_vtm": ls_vtm.detach(),
-                                 "ac_mtm": n["mtm_hit"].sum() / n["mtm_n"].sum().clamp(min=1),
-                                 "ac_vtm": n["vtm_hit"].float().mean()}
+        losses, n = self.losses(model, batch)
+        stats = {f"ls_{k}": v.detach() for k, v in losses.items()}
+        if "mtm" in losses:
+            stats["ac_mtm"] = n["mtm_hit"].sum() / n["mtm_n"].sum().clamp(min=1)
+        if "vtm" in losses:
+            stats["ac_vtm"] = n["vtm_hit"].float().mean()
+        return sum(losses.values()), stats
 
     def eval_step(self, model, batch):
         g = torch.Generator().manual_seed(int(batch["index"][0]))  # the same negatives every evaluation
-        _, _, hits = self.losses(model, batch, g)
+        _, hits = self.losses(model, batch, g)
         return {"index": batch["index"], **hits}
 
     def summarize(self, records, split):
@@ -176,8 +204,10 @@ class Pretrain(Task):
         out, starts = {}, list(itertools.accumulate(ds.segments, initial=0))
         for name, a, b in zip(ds.names, starts, starts[1:]):
             sel = (idx >= a) & (idx < b)
-            out[f"ac_mtm_{name}"] = float(records["mtm_hit"][sel].sum() / max(records["mtm_n"][sel].sum(), 1))
-            out[f"ac_vtm_{name}"] = float(records["vtm_hit"][sel].mean()) if sel.any() else 0.0
-        for k in ("mtm", "vtm"):
+            if "mtm" in self.objectives:
+                out[f"ac_mtm_{name}"] = float(records["mtm_hit"][sel].sum() / max(records["mtm_n"][sel].sum(), 1))
+            if "vtm" in self.objectives:
+                out[f"ac_vtm_{name}"] = float(records["vtm_hit"][sel].mean()) if sel.any() else 0.0
+        for k in self.objectives:
             out[f"ac_{k}"] = float(sum(out[f"ac_{k}_{n}"] for n in ds.names) / len(ds.names))
         return out

@@ -69,9 +69,11 @@ class MultipleChoice(Task):
 
 
 class MCDigit(MultipleChoice):
-    """`[CLS] q [SEP] option 0: o0 ... [MASK] [SEP]`: the answer's index digit at the [MASK]."""
+    """`[CLS] q [SEP] option 0: o0 ... [MASK] [SEP]`: the answer's index digit at the [MASK]; `mask_pos`
+    puts the [MASK] elsewhere (SPEC §5.1)."""
 
-    pretext_name = "mc"
+    prompt_name = task_token = "mc"
+    reads = MultipleChoice.reads + ("mask_pos",)
 
     def text(self, item):
         return item.get("question", "") + "".join(f" [SEP] option {i}: {o}" for i, o in enumerate(self.options(item)))
@@ -79,8 +81,18 @@ class MCDigit(MultipleChoice):
     def encode(self, item, train, rng):
         S, ids = self.cfg.size_txt, self.ids
         t = self.tokens(self.text(item))[: S - 1]
-        txt = [ids["cls"]] + t + [ids["mask"], ids["sep"]]
-        return self.pack(torch.tensor(txt + [ids["pad"]] * (S + 3 - len(txt))), item)
+        cls, sep, mask, pad = ids["cls"], ids["sep"], ids["mask"], [ids["pad"]] * (S - len(t))
+        where = self.cfg.mask_pos
+        if where == "append":       # [CLS] t [MASK] [SEP] pad   (S+3)
+            txt = [cls] + t + [mask, sep] + pad
+        elif where == "prepend":    # [MASK] [CLS] t [SEP] pad   (S+3)
+            txt = [mask, cls] + t + [sep] + pad
+        elif where == "replace":    # [MASK] t [SEP] pad         (S+2: the [MASK] replaces [CLS])
+            txt = [mask] + t + [sep] + pad
+        else:                       # insert: at index 10 of [CLS] t [SEP] pad (appended if shorter; S+3)
+            txt = [cls] + t + [sep] + pad
+            txt = txt[:10] + [mask] + txt[10:] if len(txt) >= 10 else txt + [mask]
+        return self.pack(torch.tensor(txt), item)
 
     def option_scores(self, model, batch):
         txt, label = batch["txt"], batch["label"]
@@ -97,6 +109,8 @@ class MCDigit(MultipleChoice):
 class MCDigitTS(MCDigit):
     """Baseline: a `size_option`-way MLP head on the first text token of the base-encoded text."""
 
+    reads = MultipleChoice.reads
+
     def heads(self):
         return {self.head_name: self.cfg.size_option}
 
@@ -111,7 +125,7 @@ class MCDigitTS(MCDigit):
 class MCTrueFalse(MultipleChoice):
     """One text `q option_i` per option with a [MASK] after the padding: "true" for the answer."""
 
-    pretext_name = "retmc"
+    prompt_name = "retmc"     # the task token is "vtm", as the original (SPEC §2.8)
 
     def texts(self, item):
         q = item.get("question", "")

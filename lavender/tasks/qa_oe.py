@@ -7,6 +7,7 @@ Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
                `size_test` is set, scaled by n_json / size_test as the original's "adjusted" accuracy
   ac_1_all     top-1 over every question in the json (multi-token/OOV answers wrong), never scaled
   ac_1_valid   top-1 over only the questions whose answer is one vocabulary token (optimistic)
+  n_invalid    questions without a label: multi-token/OOV answers, and FiB blanks cut off by size_txt
 """
 import torch
 
@@ -19,7 +20,7 @@ class QAOpenEnded(Task):
     """LAVENDER: the answer word predicted by the MLM head at the [MASK]."""
 
     main_metric = "ac_1"
-    pretext_name = "oe"
+    prompt_name = task_token = "oe"
     required_fields = ("question",)
 
     def missing_fields(self, item):
@@ -37,7 +38,7 @@ class QAOpenEnded(Task):
         self.fib = any("[MASK]" in it.get("question", "") for ds in self.datasets.values()
                        for it in ds.items[:50])
         if self.fib:
-            self.pretext_name = "fib"
+            self.prompt_name = "fib"  # its own prompt; the task token stays "oe" (SPEC §2.8)
 
     def answer_word(self, item):
         if "answer_text" in item:
@@ -57,7 +58,10 @@ class QAOpenEnded(Task):
             qt = self.tokens(q)[: S - 1]
             txt = [ids["cls"]] + qt + [ids["answer"], ids[":"], ids["mask"], ids["sep"]]
             txt = torch.tensor(txt + [ids["pad"]] * (S + 5 - len(txt)))
-        labels = torch.where(txt == ids["mask"], torch.tensor(answer), torch.tensor(-1))
+        blank = txt == ids["mask"]
+        if not blank.any():  # a FiB blank cut off by size_txt: no label, counted wrong (as the original)
+            answer = -1
+        labels = torch.where(blank, torch.tensor(answer), torch.tensor(-1))
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "labels": labels,
                 "label": torch.tensor(answer)}
 

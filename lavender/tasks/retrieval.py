@@ -1,7 +1,8 @@
 """Text-to-video retrieval (MSRVTT, DiDeMo, MSVD, LSMDC) as video-text matching at a [MASK]
 (SPEC §5.6): the text is followed by a [MASK] whose "true"/"false" says whether it matches.
 
-Training: every (video i, text j) pair of a batch, "true" iff same video. Evaluation: every
+Training: every (video i, text j) pair of a batch, "true" iff same video. Evaluation (fp32 unless
+`precision` is set; `multi_clip_testing` averages each video's tokens over its clips): every
 (text, video) pair of the split: each video is encoded once, then only the fusion encoder runs,
 over many texts per pass, and only the two vocabulary rows "true"/"false" of the MLM head are
 computed. Videos are split over processes and the score columns gathered.
@@ -48,7 +49,7 @@ class Retrieval(Task):
 
     main_metric = "r@1"       # text->video R@1 on val picks the best checkpoint
     main_scale = 100.0        # recall is in percent
-    pretext_name = "vtm"
+    reads = Task.reads + ("multi_clip_testing",)
     required_fields = ("caption",)
 
     def __init__(self, cfg, tokenizer, build_data=True, all_queries=False):
@@ -91,7 +92,7 @@ class Retrieval(Task):
     def _all_pairs(self, model, batch):
         """B x B in-batch pairs (row video i, column text j)."""
         feat, fmask = model.encode_video(batch["img"])
-        emb = model.embed_text(batch["txt"])  # each video and text encoded once, then paired
+        emb = model.embed_text(batch["txt"], batch["mask"])  # each video and text encoded once, then paired
         B = feat.shape[0]
         f = feat.repeat_interleave(B, 0)
         m = fmask.repeat_interleave(B, 0)
@@ -114,7 +115,8 @@ class Retrieval(Task):
     # ------------------------------------------------------------------ full evaluation
     def evaluate(self, split, ctx):
         metrics, scores = score_all_pairs(self, ctx.model, self.datasets[split].items, ctx.dist,
-                                          self.cfg, desc=f"retrieval {split}", precision=ctx.precision)
+                                          self.cfg, desc=f"retrieval {split}",
+                                          precision=eval_precision(self.cfg, ctx.device))
         if ctx.dist.main and ctx.out_dir:
             atomic_npy(scores, os.path.join(ctx.out_dir, f"scores_{split}.npy"))
         return metrics, None
@@ -140,8 +142,25 @@ class RetrievalTS(Retrieval):
         return F.cross_entropy(S, target) + F.cross_entropy(S.t(), target)
 
 
+def eval_precision(cfg, device):
+    """Precision of full retrieval evaluation: fp32 unless `precision` names one (the original evaluated in
+    fp32; fp16 scores tie more often, and ties change R@K), whatever `deepspeed` says for training."""
+    return "fp32" if cfg.precision == "auto" else resolve_precision(cfg, device)
+
+
+def encode_clips(model, img):
+    """Visual tokens of (B, T, 3, H, W) clips, or of (B, C, T, 3, H, W) with C clips per video
+    (multi_clip_testing): each clip through the visual encoder, then the tokens averaged over the clips."""
+    if img.dim() == 5:
+        return model.encode_video(img)
+    B, C = img.shape[:2]
+    feat, mask = model.encode_video(img.flatten(0, 1))
+    return feat.view(B, C, *feat.shape[1:]).mean(1), mask.view(B, C, -1)[:, 0]
+
+
 def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precision="fp32"):
-    """Score every (text, video) pair of `items` (under `precision`: fp32/fp16/bf16);
+    """Score every (text, video) pair of `items` (under `precision`: fp32/fp16/bf16; with
+    `multi_clip_testing` each video's tokens are averaged over its clips, SPEC §4.1);
     returns (metrics, score matrix [texts, videos])."""
     model.eval()
     device = dist_info.device
@@ -152,9 +171,12 @@ def score_all_pairs(task, model, items, dist_info, cfg, desc="retrieval", precis
     txt = torch.stack([e[0] for e in enc]).to(device)
     mask = torch.stack([e[1] for e in enc]).to(device)
 
-    vds = ItemDataset([{"video": v} for v in videos], task.store, lambda *a: {}, train=False, seed=cfg.seed)
-    loader = EpochLoader(vds, task.collate, max(1, min(8, cfg.size_batch)), dist_info, shuffle=False,
-                         seed=cfg.seed, workers=cfg.n_workers)
+    multi = bool(cfg.multi_clip_testing)
+    vds = ItemDataset([{"video": v} for v in videos], task.store, lambda *a: {}, train=False, seed=cfg.seed,
+                      multi_clip=multi)
+    # multi-clip: one video per batch (videos have different numbers of clips; its clips are one batch)
+    loader = EpochLoader(vds, task.collate, 1 if multi else max(1, min(8, cfg.size_batch)), dist_info,
+                         shuffle=False, seed=cfg.seed, workers=cfg.n_workers)
     batches = ((b["index"].tolist(), b["img"]) for b in loader if b)
     pbar = progress(dist_info.main, total=len(loader.sampler), desc=f"{desc} ({len(items)} texts x {len(videos)} videos)")
     chunk = cfg.retrieval_text_batch or (512 if device.type == "cuda" else 64)
@@ -180,10 +202,10 @@ def score_columns(task, model, video_batches, txt, mask, chunk, pbar=None):
     with every text, `chunk` texts per pass. Returns (video indices, [score column per video])."""
     device = txt.device
     n_t = len(txt)
-    emb = model.embed_text(txt)  # text embeddings once for all videos
+    emb = model.embed_text(txt, mask)  # text embeddings once for all videos
     col_idx, cols = [], []
     for index, img in video_batches:
-        feats, fmasks = model.encode_video(img.to(device))
+        feats, fmasks = encode_clips(model, img.to(device))
         for b in range(len(feats)):
             col = torch.empty(n_t, device=device)
             for s in range(0, n_t, chunk):
@@ -202,13 +224,16 @@ def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
     """`eval_retrieval_tsv.py`: every test item is a query; writes scores .npy + metrics.json."""
     items = task.datasets[split].items
     model.to(dist_info.device)
+    precision = eval_precision(cfg, dist_info.device)
+    log.info("full retrieval evaluation in %s%s", precision, ", multi-clip testing" if cfg.multi_clip_testing else "")
     metrics, scores = score_all_pairs(task, model, items, dist_info, cfg, desc=f"retrieval {split}",
-                                      precision=resolve_precision(cfg, dist_info.device))
+                                      precision=precision)
     if dist_info.main:
         out = cfg.path_output
         atomic_npy(scores, os.path.join(out, f"scores_{split}.npy"))
         res = {split: metrics, "retrieval_score": cfg.retrieval_score, "checkpoint": cfg.path_ckpt,
-               "size_frame": cfg.size_frame, "size_img": cfg.size_img}
+               "size_frame": cfg.size_frame, "size_img": cfg.size_img,
+               "multi_clip_testing": bool(cfg.multi_clip_testing), "precision": precision}
         atomic_json(res, os.path.join(out, "metrics.json"))
         log.info("%s: %s", split, json.dumps({k: round(v, 2) if isinstance(v, float) else v
                                                for k, v in metrics.items()}))

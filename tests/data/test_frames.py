@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from lavender.data.errors import DataError
-from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, decode_frame, encode_frame,
-                                  extraction_indices, file_frame_start, frame_fields, frame_start,
+from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, clip_starts, decode_frame,
+                                  encode_frame, extraction_indices, file_frame_start, frame_fields, frame_start,
                                   temporal_sample)
 from lavender.data.tsv import TSVFile, write_tsv
 from lavender.data.video_store import VideoStore, load_annotations
@@ -201,3 +201,12 @@ def test_video_store_in_dataloader(store_dir):
                                      collate_fn=collate_dicts, multiprocessing_context="fork")
     b = list(dl)
     assert b[0]["video"].shape == (4, 3, 3, 16, 16) and b[1]["i"].tolist() == [4, 5, 6, 7]
+
+
+def test_clip_starts_for_multi_clip_testing():
+    """SPEC §4.1: C = ceil(N/F) clips at starts 0..C-1 with the train rule's end; one clip when N <= F."""
+    assert clip_starts(32, 4) == list(range(8)) and clip_starts(5, 5) == [None] and clip_starts(3, 5) == [None]
+    for s in clip_starts(32, 4):
+        assert temporal_sample(32, 4, train=False, start=s) == temporal_sample(32, 4, train=True, rng=FixedRng(s))
+    assert temporal_sample(32, 4, train=False, start=7) == [7, 15, 23, 31]
+    assert temporal_sample(5, 2, train=False, start=2) == [2, 4]

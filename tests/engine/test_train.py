@@ -4,9 +4,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.run import run
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, run_killed, tiny_argv
@@ -54,3 +56,64 @@ def test_two_process_gloo_job(world, tmp_path):
     log = json.load(open(os.path.join(_only_run_dir(tmp_path), "log.json")))
     assert log["n_vl"] == [8] and log["n_ts"] == [8]   # every val/test question exactly once over 2 ranks
     assert "ls_tr" in log
+
+
+def test_best_checkpoint_is_a_trained_epoch_even_if_zero_shot_was_better(world, tmp_path, monkeypatch):
+    """A zero-shot epoch 0 (path_ckpt) better than every trained epoch: *_best.pt still exists and is the
+    best trained epoch's file (best among trained epochs, as the original's argmax)."""
+    from lavender.config import load_config
+    from lavender.models.pretrained import create_model
+    from lavender.tasks.qa_oe import QAOpenEnded
+    argv = tiny_argv(world, tmp_path / "out", "tiny-qa", "qaoe", size_epoch=2, max_steps=0)
+    torch.save(create_model(load_config(argv)).state_dict(), tmp_path / "zs.pt")
+    vals = iter([0.9, 0.2, 0.4])  # epoch 0 (zero-shot), 1, 2
+    summarize = QAOpenEnded.summarize
+
+    def fake(self, records, split):
+        m = summarize(self, records, split)
+        if split == "val":
+            m["ac_1"] = next(vals)
+        return m
+    monkeypatch.setattr(QAOpenEnded, "summarize", fake)
+    log = run("qaoe", argv + ["--path_ckpt", str(tmp_path / "zs.pt")])
+    assert log["epoch"] == [0, 1, 2] and log["ac_1_vl"] == [0.9, 0.2, 0.4]
+    run_dir = _only_run_dir(tmp_path / "out")
+    assert json.load(open(os.path.join(run_dir, "best.json")))[""]["epoch"] == 2
+    best, at2 = _final_weights(run_dir, "tiny-qa", "best"), _final_weights(run_dir, "tiny-qa", 2)
+    assert all(torch.equal(best[k], at2[k]) for k in at2)
+
+
+def _nan_at_call(monkeypatch, n):
+    """The QA task's training loss becomes NaN at its n-th call."""
+    from lavender.tasks.qa_oe import QAOpenEnded
+    step, calls = QAOpenEnded.train_step, []
+
+    def train_step(self, model, batch):
+        loss, stats = step(self, model, batch)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == n else loss), stats
+    monkeypatch.setattr(QAOpenEnded, "train_step", train_step)
+
+
+def test_non_finite_loss_in_fp32_stops_with_where_after_writing_resume(world, tmp_path, monkeypatch):
+    _nan_at_call(monkeypatch, 2)
+    with pytest.raises(FloatingPointError) as err:
+        run("qaoe", tiny_argv(world, tmp_path, "tiny-qa", "qaoe", size_epoch=1))
+    msg = str(err.value)
+    assert "loss is nan at epoch 1, step 1" in msg and "batch 2 of the epoch" in msg
+    assert "videos ['video" in msg and "--resume latest" in msg
+    state = CheckpointManager.load_resume(os.path.join(_only_run_dir(tmp_path), "resume.pt"))
+    assert state["global_step"] == 1 and state["loader"]["pos"] == 2
+
+
+def test_non_finite_loss_in_fp16_is_a_skipped_step(world, tmp_path, monkeypatch):
+    """As the original's fp16 loss scaling: the step is skipped and training goes on; the log counts it."""
+    from lavender.engine import trainer
+    monkeypatch.setattr(trainer, "resolve_precision", lambda cfg, device: "fp16")  # CPU autocast fp16
+    _nan_at_call(monkeypatch, 2)
+    log = run("qaoe", tiny_argv(world, tmp_path, "tiny-qa", "qaoe", size_epoch=1, logging_steps=1))
+    assert log["n_skipped_steps_tr"][-1] >= 1 and np.isfinite(log["ls_tr"][-1])
+    steps = [json.loads(line) for line in open(os.path.join(_only_run_dir(tmp_path), "log_steps.jsonl"))]
+    # the NaN step is skipped (the first steps may be too, while the loss scale settles)
+    assert steps[1]["n_skipped_steps"] == steps[0]["n_skipped_steps"] + 1
+    assert log["n_skipped_steps_tr"][-1] == steps[-1]["n_skipped_steps"]

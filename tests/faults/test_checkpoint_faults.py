@@ -61,7 +61,7 @@ def test_crafted_files_through_create_model(tmp_path, marker):
     os.remove(bert / "model.safetensors")
     _crafted(bert / "pytorch_model.bin", marker, "zip")
     with pytest.raises(CheckpointError, match=r"pytorch_model\.bin: refused"):
-        create_model(dict(CFG, fusion_encoder=str(bert), fusion_encoder_rand_init=False))
+        create_model(dict(CFG, fusion_encoder=str(bert), bert_init="pretrained"))
 
 
 def test_trust_checkpoint_is_threaded_through(tmp_path):
@@ -172,7 +172,7 @@ def test_expected_gaps_are_reported_as_expected(tmp_path, caplog):
     bert = tmp_path / "minilm"
     BertModel(BertConfig(**BERT)).save_pretrained(bert)
     with caplog.at_level(logging.INFO, logger="lavender"):
-        model = create_model(dict(CFG, fusion_encoder=str(bert), fusion_encoder_rand_init=False))
+        model = create_model(dict(CFG, fusion_encoder=str(bert), bert_init="pretrained"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "expected, the BERT file has no MLM head" in text and "result: OK" in text
     assert "INCOMPLETE" not in text and "MISSING" not in text

@@ -101,7 +101,7 @@ def test_video_swin_kinetics_layout(tmp_path):
 
 
 def test_video_swin_other_window_and_temporal_kernel(tmp_path):
-    src = tiny(swin_config=dict(TINY["swin_config"], window_size=[1, 2, 2], patch_size=[1, 4, 4]))
+    src = tiny(swin_config=dict(TINY["swin_config"], window_size=[2, 2, 2], patch_size=[1, 4, 4]))
     _kinetics_file(tmp_path / "swin.pth", src.enc_img.swin.state_dict())
     dst = tiny()
     rep = load_weights(dst, tmp_path / "swin.pth", strict=True, log=quiet)

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import sys
 
 import pytest
@@ -98,3 +99,34 @@ def test_pretrain_learns_and_feeds_finetuning(pre_world, tmp_path):
     ft = run("retrieval", tiny_argv(pre_world, tmp_path / "ft", "tiny-retrieval", "retrieval", path_ckpt=ckpt[0],
                                   max_steps=1, eval_splits=["val"], img_transform=["img_center_crop"]))
     assert ft["epoch"][0] == 0 and "r@1_vl" in ft
+
+
+def test_size_part_and_dataset_dicts(pre_world, tmp_path):
+    """The original's per-dataset dicts: size_part {name: parts} and dataset {name: folder}."""
+    tok = load_tokenizer(write_tiny_vocab(pre_world)[0])
+    cfg = load_config(_argv(pre_world, tmp_path, size_part={"tinyvid": 2, "tinyimg": 1}))
+    task = Pretrain(cfg, tok)
+    assert task.datasets["train"].names == ["tinyvid_train_0", "tinyvid_train_1", "tinyimg_train_0"]
+    own = tmp_path / "own"
+    own.mkdir()
+    for f in glob.glob(os.path.join(pre_world, "*tinyimg*")):
+        shutil.copy(f, own)
+    task = Pretrain(load_config(_argv(pre_world, tmp_path, dataset={"tinyimg": str(own)}, size_part=1)), tok)
+    assert task.datasets["train"].names == ["tinyimg_train_0"] and task.datasets["val"].names == ["tinyimg"]
+    assert all(s.path.startswith(str(own)) for s in task.part_stores)  # the dict's folder, not data_dir
+    with pytest.raises(Exception, match="size_part .* no entry for dataset 'tinyimg'"):
+        Pretrain(load_config(_argv(pre_world, tmp_path, size_part={"tinyvid": 2})), tok)
+
+
+@pytest.mark.parametrize("objectives", [["mtm"], ["vtm"]])
+def test_pretrain_tasks_select_the_objectives(pre_world, tmp_path, objectives):
+    tok = load_tokenizer(write_tiny_vocab(pre_world)[0])
+    task = Pretrain(load_config(_argv(pre_world, tmp_path, pretrain_tasks=objectives, p_mask=0.5)), tok)
+    masked = [(task.encode_caption(["a red circle moves right"], random.Random(i))["txt"][:-1] == task.ids["mask"]).any()
+              for i in range(10)]
+    assert any(masked) == ("mtm" in objectives)  # without MTM the captions are not masked
+    log = run("pretrain", _argv(pre_world, tmp_path, pretrain_tasks=objectives, max_steps=2))
+    other = {"mtm": "vtm", "vtm": "mtm"}[objectives[0]]
+    assert f"ls_{objectives[0]}_tr" in log and f"ls_{other}_tr" not in log
+    assert f"ac_{objectives[0]}_vl" in log and f"ac_{other}_vl" not in log
+    assert task.main_metric == f"ac_{objectives[0]}"

@@ -125,3 +125,120 @@ def test_option_index_qa_learns(tmp_path):
                                         size_txt=40))
     assert log["ls_tr"][-1] < log["ls_tr"][0] - 2
     assert log["ac_vl"][-1] >= 0.5                           # chance: 0.25 (the answer is one of 4 colours)
+
+
+def _first_batch(t, split="val"):
+    from lavender.engine.loader import EpochLoader
+    ds = t.datasets[split]
+    return next(iter(EpochLoader(ds, t.collate, 4, DistInfo(), shuffle=False)))
+
+
+def test_task_tokens_of_fib_and_true_false_mc(world, tmp_path, tok):
+    """The original's tokens (SPEC §2.8): FiB uses "oe", true/false MC "vtm"; their prompts stay their own."""
+    model_cfg = None
+    for task, type_, extra, token, prompt in (("tiny-fib", "qaoe", {}, "oe", "fib"),
+                                              ("tiny-mc", "qamc", {"mc_mode": "truefalse"}, "vtm", "retmc"),
+                                              ("tiny-qamc", "qamc", {"size_txt": 40}, "mc", "mc")):
+        t, cfg = _task(world, tmp_path, task, type_, tok, enable_task_token=True, **extra)
+        model_cfg = model_cfg or cfg
+        torch.manual_seed(0)
+        model = create_model(cfg, heads=t.heads()).eval()
+        feat, mask = t.pretext(model, 2)
+        assert torch.equal(feat, model.pretext(2, task_token=token)[0]), task
+        assert t.prompt_name == prompt
+        with torch.no_grad():
+            loss, _ = t.train_step(model, _first_batch(t))  # the original's KeyError for "fib" / "retmc"
+        assert torch.isfinite(loss)
+
+
+def test_fib_blank_cut_off_by_truncation_counts_wrong(world, tmp_path, tok):
+    t, cfg = _task(world, tmp_path, "tiny-fib", "qaoe", tok)
+    long_q = "a circle " * 10 + "[MASK] moves right."                 # the blank falls beyond size_txt 12
+    cut = t.encode({"video": "video0", "question": long_q, "answer": 0}, False, None)
+    assert (cut["txt"] != t.ids["mask"]).all() and (cut["labels"] == -1).all()
+    assert cut["label"] == -1                                          # was the answer: scored at [CLS]
+    ok = t.encode({"video": "video1", "question": "a [MASK] circle moves right.", "answer": 0}, False, None)
+    red = tok.convert_tokens_to_ids("red")
+    top5 = torch.tensor([[red] * 5, [red] * 5])                      # a model answering "red" everywhere
+    metrics = t.summarize({"label": torch.stack([cut["label"], ok["label"]]).numpy(), "top5": top5.numpy()}, "val")
+    assert metrics["ac_1"] == 0.5 and metrics["n_invalid"] == 1
+
+
+@pytest.mark.parametrize("where", ["append", "prepend", "replace", "insert"])
+def test_mask_pos_layouts(world, tmp_path, tok, where):
+    t, cfg = _task(world, tmp_path, "tiny-qamc", "qamc", tok, size_txt=40, mask_pos=where)
+    item = t.datasets["val"].items[0]
+    txt = t.encode(item, False, None)["txt"].tolist()
+    ids, S = t.ids, cfg.size_txt
+    body = t.tokens(t.text(item))[: S - 1]
+    pad = [ids["pad"]] * (S - len(body))
+    want = {"append": [ids["cls"]] + body + [ids["mask"], ids["sep"]] + pad,
+            "prepend": [ids["mask"], ids["cls"]] + body + [ids["sep"]] + pad,
+            "replace": [ids["mask"]] + body + [ids["sep"]] + pad}.get(where)
+    if where == "insert":
+        base = [ids["cls"]] + body + [ids["sep"]] + pad
+        want = base[:10] + [ids["mask"]] + base[10:]
+    assert txt == want and len(txt) == S + (2 if where == "replace" else 3)
+    torch.manual_seed(0)
+    model = create_model(cfg, heads=t.heads())
+    batch = _first_batch(t)
+    loss, _ = t.train_step(model, batch)
+    model.eval()
+    scores, logits, target = t.option_scores(model, batch)
+    pos = txt.index(ids["mask"])
+    digit = tok.convert_tokens_to_ids(str(item["answer"]))
+    assert target[0] == digit and torch.isfinite(loss)
+    hidden = t.fused(model, batch["img"], batch["txt"], batch["mask"])
+    assert torch.allclose(logits[0], model.mlm(hidden[0, pos]), atol=1e-5)  # read at the [MASK], wherever it is
+
+
+def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
+    """SPEC §4.1: with more frames than size_frame, clips at starts 0..C-1 are encoded and their visual
+    tokens averaged (after the visual encoder), in the one full-retrieval scorer."""
+    from lavender.tasks import retrieval
+    world = make_color_world(str(tmp_path / "w5"), n_videos=8, n_frames=5, tasks={"tiny-retrieval": "retrieval"})
+    t, cfg = _task(world, tmp_path, "tiny-retrieval", "retrieval", tok, multi_clip_testing=True)
+    torch.manual_seed(0)
+    model = create_model(cfg).eval()
+    with torch.no_grad():
+        model.fc_mtm.predictions.decoder.weight.mul_(50)  # spread the random model's scores
+    shapes = []
+    encode = retrieval.encode_clips
+    monkeypatch.setattr(retrieval, "encode_clips", lambda m, img: shapes.append(tuple(img.shape)) or encode(m, img))
+    items = t.datasets["test"].items
+    _, scores = score_all_pairs(t, model, items, DistInfo(), cfg)
+    assert shapes == [(1, 3, 2, 3, 32, 32)] * 2  # per video: 3 clips (5 frames, size_frame 2) of 2 frames
+    videos = list(dict.fromkeys(it["video"] for it in items))
+    txt = torch.stack([t.encode_text(it["caption"])[0] for it in items])
+    mask = torch.stack([t.encode_text(it["caption"])[1] for it in items])
+    with torch.no_grad():
+        for j, v in enumerate(videos):
+            fields = t.store.frame_strings(v)
+            clips = [t.store.tf_eval(t.store.frames(v, fields=fields, start=s), None) for s in range(3)]
+            feats = [model.encode_video(c[None]) for c in clips]
+            f = torch.stack([x[0] for x in feats]).mean(0)
+            col = t.pair_scores(model, f.expand(len(items), -1, -1), feats[0][1].expand(len(items), -1),
+                                model.embed_text(txt, mask), mask)
+            assert np.abs(col.numpy() - scores[:, j]).max() < 1e-5
+            avg, m = encode(model, torch.stack(clips)[None])
+            assert torch.allclose(avg, f, atol=1e-6) and torch.equal(m, feats[0][1])
+            assert (feats[0][0] - feats[2][0]).abs().max() > 1e-2  # the clips differ: averaging matters
+    cfg1 = cfg.copy()
+    cfg1.multi_clip_testing = False
+    shapes.clear()
+    score_all_pairs(t, model, items, DistInfo(), cfg1)
+    assert shapes == [(2, 2, 3, 32, 32)]  # without it: one uniform clip per video
+
+
+def test_full_retrieval_evaluation_is_fp32_unless_asked(world, tmp_path, tok, monkeypatch):
+    from lavender.engine.evaluation import EvalContext
+    from lavender.tasks import retrieval
+    t, cfg = _task(world, tmp_path, "tiny-retrieval", "retrieval", tok, deepspeed=True)
+    seen = []
+    monkeypatch.setattr(retrieval, "score_all_pairs", lambda *a, precision, **k: seen.append(precision) or ({}, None))
+    ctx = EvalContext(None, DistInfo(), precision="fp16", out_dir=None)  # a training run's fp16 (deepspeed)
+    t.evaluate("val", ctx)
+    assert seen == ["fp32"]
+    assert retrieval.eval_precision(cfg, torch.device("cuda")) == "fp32"
+    cfg.precision = "bf16"
+    assert retrieval.eval_precision(cfg, torch.device("cpu")) == "bf16"
