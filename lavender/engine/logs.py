@@ -1,6 +1,7 @@
 """Console/file logging, progress bars and metric formatting for runs."""
 import json
 import logging
+import logging.handlers
 import os
 
 from ..fileio import atomic_write
@@ -9,18 +10,32 @@ log = logging.getLogger("lavender")
 
 
 def setup_logging(level="info", main=True, path=None):
-    """INFO (or `level`) on the main process, WARNING elsewhere; `path` adds a file handler."""
+    """INFO (or `level`) on the main process, WARNING elsewhere, to the console; `path` (a run's
+    stdout.txt) replaces the previous run's file handler and first receives the records logged since
+    logging was set up without a file (e.g. what reading the config said)."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     log.setLevel(getattr(logging, level.upper()) if main else logging.WARNING)
-    if not log.handlers:
+    log.propagate = False
+    if not any(type(h) is logging.StreamHandler for h in log.handlers):
         h = logging.StreamHandler()
         h.setFormatter(fmt)
         log.addHandler(h)
-    if path:
-        fh = logging.FileHandler(path)
-        fh.setFormatter(fmt)
-        log.addHandler(fh)
-    log.propagate = False
+    buffers = [h for h in log.handlers if isinstance(h, logging.handlers.MemoryHandler)]
+    if path is None:
+        if not buffers:
+            log.addHandler(logging.handlers.MemoryHandler(10000, flushLevel=logging.CRITICAL + 1))
+        return
+    for h in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(h)
+        h.close()
+    fh = logging.FileHandler(path)
+    fh.setFormatter(fmt)
+    for b in buffers:
+        b.setTarget(fh)
+        b.flush()
+        log.removeHandler(b)
+        b.close()
+    log.addHandler(fh)
 
 
 def progress(enabled, **kw):

@@ -5,6 +5,7 @@
 """
 import contextlib
 import logging
+import os
 import sys
 
 from ..cli import main_guard
@@ -26,6 +27,7 @@ def session(family, argv=None, overrides=None, **task_kw):
     `overrides` are forced after the config file and command line."""
     from ..models.pretrained import create_model
     from ..tasks import build_task
+    setup_logging("info", os.environ.get("RANK", "0") == "0")  # so what reading the config says is logged
     cfg = load_config(argv)
     if cfg.type and cfg.type != family:
         raise ConfigError(f"{cfg.config}: type {cfg.type!r}, but this script runs {family!r} tasks")

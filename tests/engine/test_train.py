@@ -117,3 +117,14 @@ def test_non_finite_loss_in_fp16_is_a_skipped_step(world, tmp_path, monkeypatch)
     # the NaN step is skipped (the first steps may be too, while the loss scale settles)
     assert steps[1]["n_skipped_steps"] == steps[0]["n_skipped_steps"] + 1
     assert log["n_skipped_steps_tr"][-1] == steps[-1]["n_skipped_steps"]
+
+
+def test_what_reading_the_config_said_is_in_the_runs_stdout(world, tmp_path):
+    """Messages logged before the run folder exists (config warnings) reach its stdout.txt, and a
+    second run in the same process does not write into the first run's file."""
+    run("qaoe", tiny_argv(world, tmp_path / "a", "tiny-qa", "qaoe", size_epoch=0, size_txt_pre=7))
+    run("qaoe", tiny_argv(world, tmp_path / "b", "tiny-qa", "qaoe", size_epoch=0))
+    first = open(os.path.join(_only_run_dir(tmp_path / "a"), "stdout.txt")).read()
+    second = open(os.path.join(_only_run_dir(tmp_path / "b"), "stdout.txt")).read()
+    assert "size_txt_pre = 7 has no effect" in first and "size_txt_pre" not in second
+    assert first.count("output: ") == 1
