@@ -192,6 +192,7 @@ def load_config(argv=None, defaults=None):
                 from_file = json.load(f)
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        from_file.pop("config", None)  # a run's args.json records the file it was made from
         for key, val in from_file.items():
             if key not in DEFAULTS:
                 raise ConfigError(f"{path}: {_unknown(key, DEFAULTS)}")

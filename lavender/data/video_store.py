@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipTransform, decode_frame, frame_fields, temporal_sample
+from .frames import ClipSampler, frame_fields
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -45,8 +45,7 @@ class VideoStore:
         self.size_img = int(size_img)
         self.frame_column = frame_column
         self.skip_bad = bool(skip_bad)
-        self.tf_train = ClipTransform(size_img, img_transform, train=True)
-        self.tf_eval = ClipTransform(size_img, img_transform, train=False)
+        self.sampler = ClipSampler(size_frame, size_img, img_transform)
         self.n_skipped = 0
         self.skip_reasons: Dict[str, str] = collections.OrderedDict()
 
@@ -71,19 +70,14 @@ class VideoStore:
     def frames(self, video_id: str, train: bool = False, rng=None, fields=None) -> List:
         """Temporally sampled, decoded RGB uint8 frames (no spatial transform)."""
         fields = self.frame_strings(video_id) if fields is None else fields
-        idx = temporal_sample(len(fields), self.size_frame, train, rng)
-        cache = {}
-        for i in idx:  # padded indices repeat: decode each once
-            if i not in cache:
-                cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
-        return [cache[i] for i in idx]
+        return self.sampler.frames(fields, train, rng, file=self.path, key=video_id)
 
     def clip(self, video_id: str, train: bool, rng=None, fields=None) -> Optional[torch.Tensor]:
         """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""
         rng = rng if rng is not None else _random
         try:
             frames = self.frames(video_id, train, rng, fields)
-            return (self.tf_train if train else self.tf_eval)(frames, rng)
+            return self.sampler.transform(frames, train, rng)
         except DataError as e:
             if not self.skip_bad:
                 raise

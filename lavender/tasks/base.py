@@ -120,15 +120,16 @@ class Task:
         return toks[0] if len(toks) == 1 and toks[0] != self.ids["unk"] else -1
 
     # ------------------------------------------------------------------ model helpers
-    def pretext(self, model, batch_size):
-        """Task token or prompt prepended to the text (both off in the shipped configs)."""
-        c = self.cfg
+    def pretext(self, model, batch_size, name=None):
+        """Task token or prompt prepended to the text (both off in the shipped configs); `name` picks
+        another family's (e.g. "cap" for caption decoding), default this task's `pretext_name`."""
+        c, name = self.cfg, name or self.pretext_name
         if c.enable_prompt:
-            ids = [self.ids["cls"]] + self.tokens(PROMPTS[self.pretext_name]) + [self.ids["sep"]]
+            ids = [self.ids["cls"]] + self.tokens(PROMPTS[name]) + [self.ids["sep"]]
             dev = next(model.parameters()).device
             return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
         if c.enable_task_token:
-            return model.pretext(batch_size, task_token=c.task_token or self.pretext_name)
+            return model.pretext(batch_size, task_token=c.task_token or name)
         return None
 
     def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None):
