@@ -227,12 +227,12 @@ def draw_grid(p, videos, out, path):
         gap = np.full((frames.shape[1], max(1, frames.shape[2] // 16), 3), 255, np.uint8)
         strips.append(np.concatenate([x for f in frames for x in (f, gap)][:-1], 1))
     aspect = strips[0].shape[1] / strips[0].shape[0]
-    h = 1.5
-    fig = plt.figure(figsize=(h * aspect + 4.2, h * len(rows) + 0.7))
+    h, text_w = 1.5, 3.4  # inches: row height, text column
+    fig = plt.figure(figsize=(h * aspect + text_w, h * len(rows) + 0.7))
     head = {"qa": "Q: {question}", "mc": "Q: {question}", "text": "text: {text}"}.get(out["mode"], "captions")
     fig.suptitle(head.format(**out), fontsize=11, x=0.02, ha="left")
-    gs = fig.add_gridspec(len(rows), 2, width_ratios=[h * aspect, 4.2], left=0.01, right=0.99, top=1 - 0.6 / fig.get_figheight(),
-                          bottom=0.02, wspace=0.03, hspace=0.25)
+    gs = fig.add_gridspec(len(rows), 2, width_ratios=[h * aspect, text_w], left=0.01, right=0.99,
+                          top=1 - 0.6 / fig.get_figheight(), bottom=0.02, wspace=0.03, hspace=0.25)
     for k, ((r, title, lines, colour), strip) in enumerate(zip(rows, strips)):
         ax = fig.add_subplot(gs[k, 0])
         ax.imshow(strip, interpolation="nearest" if strip.shape[0] < 128 else "antialiased")
