@@ -92,6 +92,8 @@ def mode_of(a, ap):
         ap.error("give video files, or --tsv FILE --key K")
     if a.key and not a.tsv:
         ap.error("--key needs --tsv")
+    if (a.sample is not None and a.sample < 1) or a.n_answers < 1:
+        ap.error("--sample and --n_answers must be >= 1")
     return modes[0]
 
 

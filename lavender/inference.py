@@ -39,6 +39,7 @@ from .tasks import build_task
 from .tasks.base import Task
 from .tasks.multi_task import baseline_head_name
 from .tasks.qa_mc import MCDigit, MCTrueFalseTS
+from .tasks.retrieval import score_columns
 from .tokenizer import load_tokenizer
 
 __all__ = ["Predictor", "Video", "run_config", "load_model", "read_inputs", "option_probs", "RUN_ARGS", "MODES"]
@@ -98,7 +99,8 @@ def load_model(cfg, tokenizer, device="cpu"):
                             "files that need full unpickling are refused") from None
         except (EOFError, KeyError, ValueError, RuntimeError, OSError) as e:
             first = (str(e).strip().splitlines() or [""])[0][:160]
-            raise DataError(f"{path}: not a PyTorch checkpoint (loading it failed: {type(e).__name__}: {first})") from None
+            raise DataError(f"{path}: not a PyTorch checkpoint (loading it failed: {type(e).__name__}: "
+                            f"{first})") from None
     if rep.layout in LAYOUT_NAMES:
         raise ConfigError(f"{path} is a {LAYOUT_NAMES[rep.layout]} weights file, not a trained LAVENDER "
                           f"checkpoint (a run's ckpt_violet_*.pt)")
@@ -115,7 +117,8 @@ def _misfit(rep):
     parts = []
     if rep.mismatched:
         k, a, b = rep.mismatched[0]
-        parts.append(f"{len(rep.mismatched)} tensor(s) of another shape (e.g. {k}: file {tuple(a)} vs model {tuple(b)})")
+        parts.append(f"{len(rep.mismatched)} tensor(s) of another shape (e.g. {k}: file {tuple(a)} vs "
+                     f"model {tuple(b)})")
     if rep.missing:
         parts.append(f"{len(rep.missing)} model tensor(s) missing from the file (e.g. {rep.missing[0]})")
     if rep.unexpected:
@@ -314,7 +317,6 @@ class Predictor:
         head's true/false, as retrieval evaluation ranks)."""
         if self.family != "retrieval":
             return self.view("retrieval").rank(videos, text, batch_size)
-        from .tasks.retrieval import score_columns
         task = self.task()
         txt, mask = task.encode_text(text)
         with self._run():
@@ -337,7 +339,8 @@ class Predictor:
         out = []
         with self._run():
             for idx, img in self.batches(videos, batch_size):
-                res = generate(self.model, img, base.ids, settings, pretext=base.pretext(self.model, len(idx), "cap"))
+                pre = base.pretext(self.model, len(idx), "cap")
+                res = generate(self.model, img, base.ids, settings, pretext=pre)
                 out.extend(zip(decode_captions(self.tok, res.ids), res.scores.float().exp().tolist()))
         return out
 

@@ -206,6 +206,9 @@ def test_bad_checkpoints_one_line_each(trained, capsys, tmp_path):
     torch.save({"bert.embeddings.word_embeddings.weight": torch.zeros(3, 4)}, bert)
     assert error("--path_ckpt", bert, "--config", f"{run_dir}/args.json", *ask) == \
         f"error: {bert} is a BERT (text only) weights file, not a trained LAVENDER checkpoint (a run's ckpt_violet_*.pt)"
+    if not torch.cuda.is_available():
+        assert error("--path_ckpt", trained["ckpt"], *ask, "--device", "cuda") == \
+            "error: --device cuda: no GPU is available here (use --device cpu)"
     # --debug keeps the traceback
     with pytest.raises(FileNotFoundError):
         predict_tool.guarded(["--path_ckpt", str(tmp_path / "none.pt"), *map(str, ask), "--debug"])
