@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import main_guard  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
-from lavender.data.frames import encode_frame, read_video_frames, resize_shorter  # noqa: E402
+from lavender.data.frames import read_video_fields  # noqa: E402
 from lavender.data.tsv import atomic_write  # noqa: E402
 
 VIDEO_EXTS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
@@ -38,13 +38,9 @@ def extract_one(job):
     """(path, sample, resize) -> (video_id, [b64] or None, n_frames, reason or None)."""
     path, sample, resize = job
     vid = Path(path).stem
-    if os.path.getsize(path) == 0:
-        return vid, None, 0, "empty file (0 bytes)"
     try:
-        frames, n = read_video_frames(path, sample)
-        if resize:
-            frames = [resize_shorter(f, resize) for f in frames]
-        return vid, [encode_frame(f) for f in frames], n, None
+        fields, n = read_video_fields(path, sample, resize)
+        return vid, fields, n, None
     except DataError as e:
         return vid, None, 0, str(e)
     except Exception as e:  # never let one file stop the run

@@ -252,6 +252,7 @@ def load_config(argv=None, defaults=None):
                 raise ConfigError(f"{path}: not valid JSON ({e})") from None
         if not isinstance(from_file, dict):
             raise ConfigError(f"{path}: a config is a JSON object of keys, got a {type(from_file).__name__}")
+        from_file.pop("config", None)  # a run's args.json records the file it was made from
         for key, val in from_file.items():
             if key not in DEFAULTS:
                 raise ConfigError(f"{path}: {_unknown(key, DEFAULTS)}")

@@ -33,6 +33,21 @@ def _frame(color, shape, t, rng, size=48):
     return img
 
 
+def write_video(path, frames, fps=10, codec="mpeg4"):
+    """RGB uint8 frames (equal even sizes) -> a video file with PyAV (mjpeg: full-range pixels)."""
+    import av
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
 KINDS = ("qa", "fib", "qamc", "mc", "retrieval")
 
 

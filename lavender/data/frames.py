@@ -17,6 +17,7 @@ import base64
 import binascii
 import io
 import math
+import os
 import random as _random
 from typing import List, Sequence, Union
 
@@ -31,7 +32,8 @@ __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields", "frame_start",
     "file_frame_start", "parse_frame_column", "FRAME_PROBE_ROWS",
     "decode_frame", "encode_frame", "temporal_sample", "clip_starts", "extraction_indices", "read_video_frames",
-    "normalize_img_transform", "ClipTransform", "resize_shorter",
+    "read_video_fields", "normalize_img_transform", "ClipTransform", "ClipSampler", "resize_shorter",
+    "to_images",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,6 +42,8 @@ IMG_TRANSFORMS = ("img_rand_crop", "img_center_crop", "pad_resize", "vid_rand_cr
 _FRAME_PREFIXES = ("/9j/", "iVBOR")  # base64 of the JPEG SOI marker / the PNG signature
 
 cv2.setNumThreads(1)  # decoding runs inside DataLoader workers; avoid oversubscription
+# a file OpenCV's ffmpeg cannot read is reported in our DataError; ffmpeg's own log lines would only add noise
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def _where(file=None, key=None, index=None) -> str:
@@ -243,9 +247,14 @@ def _cv2_read(path: str, sample: int):
 def read_video_frames(path, sample: int):
     """Decode a video file; return (frames at `extraction_indices(N, sample)` as RGB uint8 arrays, N).
 
-    PyAV first, OpenCV as fallback. Raises DataError with the reason of each backend.
+    PyAV first, OpenCV as fallback. Raises DataError with the reason of each backend (or: no such
+    file, empty file).
     """
     path = str(path)
+    if not os.path.isfile(path):
+        raise DataError("no such file")
+    if os.path.getsize(path) == 0:
+        raise DataError("empty file (0 bytes)")
     errors = []
     for name, fn in (("pyav", _pyav_read), ("opencv", _cv2_read)):
         try:
@@ -254,6 +263,16 @@ def read_video_frames(path, sample: int):
             errors.append(f"{name}: {type(e).__name__}: {e}".strip())
     zero = all("zero frames" in e for e in errors)
     raise DataError(f"{'zero frames' if zero else 'unreadable'} ({'; '.join(errors)})")
+
+
+def read_video_fields(path, sample: int, resize: int = None):
+    """A video file -> (`sample` frames as base64 JPEG fields, N decoded frames): what
+    `_tools/extract_video-frame.py` stores per video, so frames read from a file and frames read from
+    a TSV the tools built go through the same pixels (`resize`: shorter side, default kept)."""
+    frames, n = read_video_frames(path, sample)
+    if resize:
+        frames = [resize_shorter(f, resize) for f in frames]
+    return [encode_frame(f) for f in frames], n
 
 
 def resize_shorter(img, size: int):
@@ -344,3 +363,47 @@ class ClipTransform:
             out.append(x[..., top:top + s, left:left + s])
         x = torch.cat(out, 0).clamp_(0, 255).div_(255.0)
         return ((x - self.mean) / self.std).contiguous()
+
+
+class ClipSampler:
+    """A video's frame fields (base64 JPEG/PNG) -> the clip a model sees: `temporal_sample` to
+    `size_frame` frames, decode, then the train or eval `ClipTransform`. Every frame store and
+    `lavender.inference` (raw video files) make clips through this one path."""
+
+    def __init__(self, size_frame: int, size_img: int, img_transform=("img_rand_crop",)):
+        self.size_frame = int(size_frame)
+        self.tf_train = ClipTransform(size_img, img_transform, train=True)
+        self.tf_eval = ClipTransform(size_img, img_transform, train=False)
+
+    def frames(self, fields: Sequence[str], train: bool = False, rng=None, file=None, key=None, start=None,
+               cache=None) -> List:
+        """Temporally sampled, decoded RGB uint8 frames (no spatial transform); `start`: see
+        `temporal_sample`; `cache` {index: frame} is shared by the clips of one video."""
+        idx = temporal_sample(len(fields), self.size_frame, train, rng, start=start)
+        cache = {} if cache is None else cache
+        for i in idx:  # padded indices (and frames shared by several clips) repeat: decode each once
+            if i not in cache:
+                cache[i] = decode_frame(fields[i], file=file, key=key, index=i)
+        return [cache[i] for i in idx]
+
+    def multi_clip(self, fields: Sequence[str], rng=None, file=None, key=None) -> torch.Tensor:
+        """Every evaluation clip of `clip_starts` (multi-clip testing), stacked (C, T, 3, size_img, size_img)."""
+        cache = {}
+        return torch.stack([self.tf_eval(self.frames(fields, False, rng, file, key, start=s, cache=cache), rng)
+                            for s in clip_starts(len(fields), self.size_frame)])
+
+    def transform(self, frames: Sequence[np.ndarray], train: bool = False, rng=None) -> torch.Tensor:
+        """Decoded frames -> (T, 3, size_img, size_img) float32, normalised."""
+        return (self.tf_train if train else self.tf_eval)(frames, rng)
+
+    def __call__(self, fields: Sequence[str], train: bool = False, rng=None, file=None, key=None) -> torch.Tensor:
+        """The clip of a video's frame fields (`file`/`key` name it in errors)."""
+        rng = rng if rng is not None else _random
+        return self.transform(self.frames(fields, train, rng, file, key), train, rng)
+
+
+def to_images(clip: torch.Tensor) -> np.ndarray:
+    """A normalised clip (T, 3, H, W) -> RGB uint8 frames (T, H, W, 3): what the model saw, for display."""
+    x = clip.detach().float().cpu() * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = x + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipTransform, clip_starts, decode_frame, file_frame_start, frame_fields, temporal_sample
+from .frames import ClipSampler, file_frame_start, frame_fields
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -46,8 +46,7 @@ class VideoStore:
         self.size_img = int(size_img)
         self.frame_column = file_frame_start(self.path, frame_column)
         self.skip_bad = bool(skip_bad)
-        self.tf_train = ClipTransform(size_img, img_transform, train=True)
-        self.tf_eval = ClipTransform(size_img, img_transform, train=False)
+        self.sampler = ClipSampler(size_frame, size_img, img_transform)
         self.n_skipped = 0
         self.skip_reasons: Dict[str, str] = collections.OrderedDict()
 
@@ -72,12 +71,7 @@ class VideoStore:
     def frames(self, video_id: str, train: bool = False, rng=None, fields=None, start=None, cache=None) -> List:
         """Temporally sampled, decoded RGB uint8 frames (no spatial transform); `start`: see temporal_sample."""
         fields = self.frame_strings(video_id) if fields is None else fields
-        idx = temporal_sample(len(fields), self.size_frame, train, rng, start=start)
-        cache = {} if cache is None else cache
-        for i in idx:  # padded indices (and frames shared by several clips) repeat: decode each once
-            if i not in cache:
-                cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
-        return [cache[i] for i in idx]
+        return self.sampler.frames(fields, train, rng, self.path, video_id, start=start, cache=cache)
 
     def skip(self, key, err: DataError) -> None:
         """Count `key` as a skipped bad item (skip_bad), or raise `err`."""
@@ -93,11 +87,9 @@ class VideoStore:
         try:
             if multi_clip:
                 fields = self.frame_strings(video_id) if fields is None else fields
-                cache = {}
-                return torch.stack([self.tf_eval(self.frames(video_id, False, rng, fields, start=s, cache=cache), rng)
-                                    for s in clip_starts(len(fields), self.size_frame)])
+                return self.sampler.multi_clip(fields, rng, self.path, video_id)
             frames = self.frames(video_id, train, rng, fields)
-            return (self.tf_train if train else self.tf_eval)(frames, rng)
+            return self.sampler.transform(frames, train, rng)
         except DataError as e:
             self.skip(video_id, e)
             return None

@@ -166,15 +166,16 @@ class Task:
         return toks[0] if len(toks) == 1 and toks[0] != self.ids["unk"] else -1
 
     # ------------------------------------------------------------------ model helpers
-    def pretext(self, model, batch_size):
-        """Task token or prompt prepended to the text (both off in the shipped configs)."""
+    def pretext(self, model, batch_size, name=None):
+        """Task token or prompt prepended to the text (both off in the shipped configs); `name` picks
+        another family's (e.g. "cap" for caption decoding), default this task's `prompt_name`/`task_token`."""
         c = self.cfg
         if c.enable_prompt:
-            ids = [self.ids["cls"]] + self.tokens(PROMPTS[self.prompt_name]) + [self.ids["sep"]]
+            ids = [self.ids["cls"]] + self.tokens(PROMPTS[name or self.prompt_name]) + [self.ids["sep"]]
             dev = next(model.parameters()).device
             return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
         if c.enable_task_token:
-            return model.pretext(batch_size, task_token=c.task_token or self.task_token)
+            return model.pretext(batch_size, task_token=c.task_token or name or self.task_token)
         return None
 
     def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None):

@@ -35,10 +35,13 @@ class QAOpenEnded(Task):
         super().build_datasets()
         a2l = self.annotations.get("ans2label")
         self.label2ans = {v: k for k, v in a2l.items()} if a2l else None
-        self.fib = any("[MASK]" in it.get("question", "") for ds in self.datasets.values()
-                       for it in ds.items[:50])
-        if self.fib:
-            self.prompt_name = "fib"  # its own prompt; the task token stays "oe" (SPEC §2.8)
+        self.set_fib(any("[MASK]" in it.get("question", "") for ds in self.datasets.values()
+                         for it in ds.items[:50]))
+
+    def set_fib(self, fib):
+        """Fill-in-the-blank (the question holds the literal [MASK]) or a question with the answer after it."""
+        self.fib = bool(fib)
+        self.prompt_name = "fib" if self.fib else "oe"  # its own prompt; the task token stays "oe" (SPEC §2.8)
 
     def answer_word(self, item):
         if "answer_text" in item:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from lavender.data.frames import decode_frame, frame_fields
 from lavender.data.tsv import TSVFile, TSVFileCollection, write_tsv
+from tiny import write_video
 
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
 
@@ -27,18 +28,12 @@ def tool(name):
 
 
 def write_clip(path, n_frames, size=(48, 64), codec="mpeg4"):
-    import av
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=10)
-        s.height, s.width = size
-        s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        for t in range(n_frames):
-            img = np.zeros(size + (3,), np.uint8)
-            img[:, : (t * 7) % size[1] + 4] = (200, 60, 30)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    frames = []
+    for t in range(n_frames):
+        img = np.zeros(size + (3,), np.uint8)
+        img[:, : (t * 7) % size[1] + 4] = (200, 60, 30)
+        frames.append(img)
+    write_video(path, frames, codec=codec)
 
 
 @pytest.fixture(scope="module")

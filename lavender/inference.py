@@ -1,0 +1,375 @@
+"""Using a trained model outside training (`_tools/predict.py`, notebooks).
+
+    from lavender.inference import Predictor
+    p = Predictor.from_checkpoint("_snapshot/_demo-qa_X/ckpt_violet_demo-qa_3.pt")
+    videos = [p.read_video("clip.mp4")]
+    p.answer(videos, "what color is the shape?")          # [[("red", 0.93), ...]]
+    p.view("retrieval").rank(videos, "a red circle moves")  # one true/false score per video
+
+`Predictor.from_checkpoint` reads the settings the checkpoint was trained with (the `args.json` of its
+run folder, or a config file), builds the model with the heads they name and loads the file strictly:
+a file that does not fit those settings is an error, never a partly random model. A video file takes
+the path training data took: the frame extraction and JPEG encoding of `_tools/extract_video-frame.py`
+(`read_video_fields`), then the store's temporal sampling and eval transform (`ClipSampler`), so the
+model sees the pixels it would see had the file been put into a frame TSV with the tools.
+
+A `Predictor` answers in the phrasing of one task family (its view: "qaoe", "qamc", "retrieval",
+"captioning"), with that family's text layout from the run's settings (for a multi-task run, those of
+one member). Every family shares the MLM head, so a checkpoint of one family can be asked in another's
+phrasing (e.g. a pretrained model for zero-shot QA or retrieval); `view(family)` switches.
+"""
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import torch
+
+from .config import ConfigError, for_task, load_config
+from .data.errors import DataError
+from .data.frames import ClipSampler, read_video_fields
+from .data.video_store import VideoStore, load_annotation_file
+from .engine.precision import autocast, resolve_precision
+from .models.checkpoint import load_weights
+from .models.generation import GenerationConfig, decode_captions, generate
+from .models.lavender import build_model
+from .paths import resolve_bert_dir
+from .tasks import build_task
+from .tasks.base import Task
+from .tasks.multi_task import baseline_head_name
+from .tasks.qa_mc import MCDigit, MCTrueFalseTS
+from .tasks.retrieval import score_columns
+from .tokenizer import load_tokenizer
+
+__all__ = ["Predictor", "Video", "run_config", "load_model", "read_inputs", "option_probs", "RUN_ARGS", "MODES"]
+
+RUN_ARGS = "args.json"  # the resolved config a run writes into its folder
+MODES = ("qaoe", "qamc", "retrieval", "captioning")  # the families a Predictor can answer in
+LAYOUT_NAMES = {"video_swin": "Video Swin (visual backbone only)", "hf_bert": "BERT (text only)",
+                "swinbert": "SwinBERT"}
+
+
+@dataclass
+class Video:
+    """One input video: a name to show and its frames as base64 JPEG fields (as a frame TSV row)."""
+    name: str
+    fields: List[str]
+    source: str = ""
+
+
+# ---------------------------------------------------------------------------- loading
+def run_config(path_ckpt, config=None, overrides=()):
+    """The config a checkpoint was trained with: `config` if given, else the `args.json` of its run
+    folder; `overrides` are `--key value` strings as on a script's command line."""
+    path_ckpt = os.fspath(path_ckpt)
+    if not os.path.isfile(path_ckpt):
+        raise FileNotFoundError(f"checkpoint not found: {path_ckpt}")
+    if config is None:
+        config = os.path.join(os.path.dirname(os.path.abspath(path_ckpt)), RUN_ARGS)
+        if not os.path.isfile(config):
+            raise ConfigError(f"no {RUN_ARGS} beside {path_ckpt} (a run folder has one): pass --config "
+                              f"with the settings the checkpoint was trained with (e.g. _args/args_msrvtt-qa.json)")
+    cfg = load_config(["--config", os.fspath(config), *overrides, "--path_ckpt", path_ckpt])
+    if cfg.type not in MODES + ("pretrain", "multi-task"):
+        raise ConfigError(f"{config}: type {cfg.type!r} is not a task family")
+    return cfg
+
+
+def model_heads(cfg, tokenizer):
+    """The heads the run's model was built with (those of its own task family)."""
+    if cfg.type == "captioning":
+        return {"fc_mtm": None}  # captioning decodes with the MLM head
+    return build_task(cfg.type, cfg, tokenizer, build_data=False).heads()
+
+
+def load_model(cfg, tokenizer, device="cpu"):
+    """The run's model with `cfg.path_ckpt` loaded strictly, in eval mode on `device`; returns
+    (model, notes) where notes list tensors the loader adapted (e.g. resized position tables)."""
+    path = cfg.path_ckpt
+    model = build_model(dict(cfg, heads=model_heads(cfg, tokenizer)),
+                        bert_dir=resolve_bert_dir(cfg.fusion_encoder or cfg.txt_backbone))
+    # never runs code from the file (unless trust_checkpoint); a misfit is reported below, in its terms
+    rep = load_weights(model, path, strict=False, trust=cfg.get("trust_checkpoint", False), log=None, warn=None)
+    if rep.layout in LAYOUT_NAMES:
+        raise ConfigError(f"{path} is a {LAYOUT_NAMES[rep.layout]} weights file, not a trained LAVENDER "
+                          f"checkpoint (a run's ckpt_violet_*.pt)")
+    if not rep.ok or not rep.loaded:
+        raise ConfigError(f"{path} does not fit the settings of {cfg.config}: {_misfit(rep)}; pass --config "
+                          f"with the settings it was trained with")
+    return model.to(device).eval(), list(rep.adapted)
+
+
+def _misfit(rep):
+    """One line: what keeps a checkpoint from filling the model."""
+    if not rep.loaded:
+        return "none of the file's tensors belong to this model"
+    parts = []
+    if rep.mismatched:
+        k, a, b = rep.mismatched[0]
+        parts.append(f"{len(rep.mismatched)} tensor(s) of another shape (e.g. {k}: file {tuple(a)} vs "
+                     f"model {tuple(b)})")
+    if rep.missing:
+        parts.append(f"{len(rep.missing)} model tensor(s) missing from the file (e.g. {rep.missing[0]})")
+    if rep.unexpected:
+        parts.append(f"{len(rep.unexpected)} file tensor(s) the model does not have (e.g. {rep.unexpected[0]})")
+    return "; ".join(parts)
+
+
+def task_view(cfg, family, member=None):
+    """(config, note) a `family` task runs under: the run's config, or for a multi-task run that of
+    the member named `member`, else the first member of that family (else the first member)."""
+    if cfg.type != "multi-task":
+        if member:
+            raise ConfigError(f"--member applies to multi-task checkpoints; {cfg.config} is a {cfg.type} run")
+        return cfg.copy(), None
+    entries = cfg.datasets
+    names = [e.get("task") for e in entries]
+    if member:
+        if member not in names:
+            raise ConfigError(f"--member {member!r}: the run's tasks are {', '.join(map(str, names))}")
+        entry = entries[names.index(member)]
+    else:
+        same = [e for e in entries if e.get("type") == family]
+        entry = (same or entries)[0]
+    note = None
+    if not member and len(entries) > 1:
+        note = f"settings of the run's task {entry.get('task')} (--member NAME picks another: {', '.join(names)})"
+    return for_task(cfg, entry), note
+
+
+def default_family(cfg, member=None):
+    """The phrasing a run answers in by default: its own family; pretraining's video-text matching is
+    retrieval's; a multi-task run's is that of `member` or of its first task."""
+    if cfg.type == "multi-task":
+        entry = next((e for e in cfg.datasets if e.get("task") == member), cfg.datasets[0])
+        return entry.get("type")
+    return "retrieval" if cfg.type == "pretrain" else cfg.type
+
+
+def training_sample_count(cfg):
+    """Frames per video in the run's frame store (the tools' --sample), read from its first row;
+    None when the store is not there."""
+    if not isinstance(cfg.dataset, str):
+        return None
+    try:
+        store = VideoStore(cfg.data_dir, cfg.dataset, cfg.size_frame, cfg.size_img, cfg.img_transform,
+                           frame_column=cfg.frame_column)
+        ids = store.ids()
+        return len(store.frame_strings(ids[0])) if ids else None
+    except (DataError, OSError):
+        return None
+
+
+# ---------------------------------------------------------------------------- the predictor
+class Predictor:
+    """A trained model with its run config and tokenizer, answering in the phrasing of one family."""
+
+    def __init__(self, run_cfg, tokenizer, model, family=None, member=None):
+        family = family or default_family(run_cfg, member)
+        if family not in MODES:
+            raise ConfigError(f"cannot predict in the phrasing of {family!r}; choose one of {', '.join(MODES)}")
+        self.run_cfg, self.tok, self.model = run_cfg, tokenizer, model
+        self.family, self.member = family, member
+        self.cfg, self.note = task_view(run_cfg, family, member)
+        self.device = next(model.parameters()).device
+        self.sampler = ClipSampler(self.cfg.size_frame, self.cfg.size_img, self.cfg.img_transform)
+        self.notes = []
+        self._sample = None
+
+    @classmethod
+    def from_checkpoint(cls, path_ckpt, config=None, overrides=(), device="cpu", family=None, member=None):
+        """Load a checkpoint with its run's settings (see module doc); `device` e.g. "cpu", "cuda"."""
+        cfg = run_config(path_ckpt, config, overrides)
+        tok = load_tokenizer(cfg.tokenizer)
+        model, notes = load_model(cfg, tok, torch.device(device))
+        p = cls(cfg, tok, model, family, member)
+        p.notes = notes
+        return p
+
+    def view(self, family, member=None):
+        """The same model answering in the phrasing of another family."""
+        p = Predictor(self.run_cfg, self.tok, self.model, family, member or self.member)
+        p.notes, p._sample = self.notes, self._sample
+        return p
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def sample(self):
+        """Frames extracted per video file: as many as the run's frame store has per video (then
+        `size_frame` of them are sampled, as in training), or `size_frame` if the store is not there."""
+        if self._sample is None:
+            self._sample = training_sample_count(self.cfg) or self.cfg.size_frame
+        return self._sample
+
+    @sample.setter
+    def sample(self, k):
+        self._sample = int(k) if k else None
+
+    def read_video(self, path, sample=None):
+        """A video file (mp4, avi, webm, gif, ...) -> `Video`; DataError naming the file if it cannot be used."""
+        try:
+            fields, _ = read_video_fields(path, sample or self.sample)
+        except DataError as e:
+            raise DataError(f"{path}: {e}") from None
+        return Video(os.path.basename(os.fspath(path)), fields, os.fspath(path))
+
+    def frame_store(self, tsv):
+        """A frame TSV (with its .lineidx or .id2lineidx.pkl) read as the run's stores are."""
+        return VideoStore.from_tsv(tsv, self.cfg.size_frame, self.cfg.size_img, frame_column=self.cfg.frame_column)
+
+    @staticmethod
+    def tsv_video(store, key):
+        """Video `key` of a `frame_store` (DataError naming the file if it is not there)."""
+        return Video(key, store.frame_strings(key), f"{store.path}:{key}")
+
+    def clip(self, video):
+        """(size_frame, 3, size_img, size_img): the eval clip the model sees."""
+        return self.sampler(video.fields, train=False, file=video.source or video.name)
+
+    def batches(self, videos, batch_size=None):
+        """(indices, clips on the model's device) per batch of `videos` (default: the run's eval batch)."""
+        batch_size = batch_size or self.cfg.size_batch_eval or self.cfg.size_batch
+        for s in range(0, len(videos), batch_size):
+            idx = list(range(s, min(s + batch_size, len(videos))))
+            yield idx, torch.stack([self.clip(videos[i]) for i in idx]).to(self.device)
+
+    # ------------------------------------------------------------------ tasks
+    def task(self, **changes):
+        """This view's Task (no data), with config `changes` (e.g. size_option); checks the model has
+        the head it needs."""
+        cfg = self.cfg.copy()
+        cfg.update(changes)
+        task = build_task(self.family, cfg, self.tok, build_data=False)
+        if self.run_cfg.type == "multi-task" and cfg.head == "task_specific":
+            task.head_name = baseline_head_name(self.family, cfg)
+        have = self.model.cfg.heads
+        for name, k in task.heads().items():
+            if name not in have or have[name] != k:
+                raise ConfigError(f"this checkpoint has no {name} head with {k or 'MLM'} outputs for {self.family} "
+                                  f"(its heads: {', '.join(have)}); ask in the phrasing it was trained for")
+        return task
+
+    def _run(self):
+        """Inference mode under the run's precision."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(autocast(resolve_precision(self.cfg, self.device), self.device))
+        return stack
+
+    @staticmethod
+    def _rows(enc, n, device):
+        """An encoded text (one example) repeated for a batch of `n` videos."""
+        return {k: v.unsqueeze(0).repeat(n, *[1] * v.dim()).to(device) for k, v in enc.items()}
+
+    def answer(self, videos, question, k=5, batch_size=None):
+        """Open-ended QA (a `[MASK]` in the question makes it fill-in-the-blank): per video the top-`k`
+        (answer, probability) of the MLM head (task-specific head: of its classes)."""
+        if self.family != "qaoe":
+            return self.view("qaoe").answer(videos, question, k, batch_size)
+        task = self.task()
+        task.set_fib("[MASK]" in question)
+        if task.heads() != {"fc_mtm": None} and task.label2ans is None:
+            task.label2ans = _label2ans(task)
+        enc = task.encode({"question": question, "answer_text": ""}, False, None)
+        out = []
+        with self._run():
+            for idx, img in self.batches(videos, batch_size):
+                batch = dict(self._rows(enc, len(idx), self.device), img=img)
+                logits, _ = task.logits(self.model, batch)
+                top = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), -1)
+                for p, c in zip(top.values.tolist(), top.indices.tolist()):
+                    out.append([(str(task.class_name(ci)), pi) for ci, pi in zip(c, p)])
+        return out
+
+    def choose(self, videos, question, options, batch_size=None):
+        """Multiple choice in this run's phrasing (`mc_mode`: option index digit, or true/false per
+        option): per video one number per option, higher = more likely (module `option_probs`)."""
+        if self.family != "qamc":
+            return self.view("qamc").choose(videos, question, options, batch_size)
+        if len(options) < 2:
+            raise ConfigError("give at least two --options")
+        task = self.task(size_option=len(options))
+        if isinstance(task, MCDigit) and len(options) > 10:
+            raise ConfigError("the option-index phrasing names options by one digit: at most 10 options")
+        item = {"question": question, "answer": -1, **{f"option_{i}": o for i, o in enumerate(options)}}
+        enc = task.encode(item, False, None)
+        out = []
+        with self._run():
+            for idx, img in self.batches(videos, batch_size):
+                batch = dict(self._rows(enc, len(idx), self.device), img=img)
+                scores, _, _ = task.option_scores(self.model, batch)
+                out.extend(option_probs(task, scores.float()).tolist())
+        return out
+
+    def rank(self, videos, text, batch_size=None):
+        """Video-text matching (retrieval): the score of `text` against each video (P(true) of the MLM
+        head's true/false, as retrieval evaluation ranks)."""
+        if self.family != "retrieval":
+            return self.view("retrieval").rank(videos, text, batch_size)
+        task = self.task()
+        txt, mask = task.encode_text(text)
+        with self._run():
+            idx, cols = score_columns(task, self.model, self.batches(videos, batch_size),
+                                      txt[None].to(self.device), mask[None].to(self.device), chunk=1)
+        scores = [0.0] * len(videos)
+        for i, c in zip(idx, cols):
+            scores[i] = float(c[0])
+        return scores
+
+    def caption(self, videos, batch_size=None):
+        """A caption per video, decoded with the MLM head (`max_gen_length`, `num_beams`, ... from the
+        config): [(caption, confidence = exp(mean log-prob))]."""
+        if self.family != "captioning":
+            return self.view("captioning").caption(videos, batch_size)
+        if not self.model.has_mlm:
+            raise ConfigError("captions are decoded with the MLM head; this checkpoint has a task-specific head")
+        settings = GenerationConfig.from_config(self.cfg)
+        base = Task(self.cfg, self.tok, build_data=False)  # only the "cap" task token / prompt is needed
+        out = []
+        with self._run():
+            for idx, img in self.batches(videos, batch_size):
+                pre = base.pretext(self.model, len(idx), "cap")
+                res = generate(self.model, img, base.ids, settings, pretext=pre)
+                out.extend(zip(decode_captions(self.tok, res.ids), res.scores.float().exp().tolist()))
+        return out
+
+
+def option_probs(task, scores):
+    """Per-option numbers to compare: the option-index phrasing's digit logits -> softmax over the
+    options ("ratio" scoring: its ratios as they are); true/false scores are P(true) of each option
+    already (a task-specific scalar head: sigmoid of its logit)."""
+    if isinstance(task, MCDigit):
+        return scores if task.cfg.retrieval_score == "ratio" and task.heads() == {"fc_mtm": None} \
+            else scores.softmax(-1)
+    return scores.sigmoid() if isinstance(task, MCTrueFalseTS) else scores
+
+
+def _label2ans(task):
+    """Class id -> answer of a task-specific QA head, from the run's annotation file when it is there."""
+    try:
+        a2l = load_annotation_file(task.annotation_path()).get("ans2label")
+    except DataError:
+        return None
+    return {v: k for k, v in a2l.items()} if isinstance(a2l, dict) else None
+
+
+def read_inputs(predictor: Predictor, paths: Sequence[str] = (), tsv: Optional[str] = None,
+                keys: Sequence[str] = (), sample: Optional[int] = None):
+    """(videos, errors): video files and TSV keys read; one error line per input that cannot be used."""
+    videos, errors = [], []
+    for path in paths:
+        try:
+            videos.append(predictor.read_video(path, sample))
+        except DataError as e:
+            errors.append(str(e))
+    if tsv:
+        try:
+            store = predictor.frame_store(tsv)
+        except DataError as e:
+            return videos, errors + [str(e)]
+        for k in keys:
+            try:
+                videos.append(predictor.tsv_video(store, k))
+            except DataError as e:
+                errors.append(str(e))
+    return videos, errors
