@@ -7,7 +7,6 @@ import math
 import os
 import time
 
-import numpy as np
 import torch
 
 from ..fileio import atomic_json
@@ -35,30 +34,39 @@ class _Step(torch.nn.Module):
 
 
 class RunningStats:
-    """Losses and per-key stat sums of the current epoch (part of the resume state)."""
+    """Losses and per-key stat sums of the current epoch (part of the resume state). Values stay on
+    the device until they are read (logging steps, epoch end, resume saves): no host sync per step.
+    A non-finite loss (fp16 steps the loss scaler skips) is kept as NaN and left out of the means."""
 
     def __init__(self, losses=(), sums=None, counts=None, skipped=0):
-        self.losses, self.sums, self.counts = list(losses), dict(sums or {}), dict(counts or {})
+        self.losses = [torch.tensor(float(x)) for x in losses]
+        self.sums, self.counts = {k: torch.tensor(float(v)) for k, v in (sums or {}).items()}, dict(counts or {})
         self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (non-finite gradients)
 
     def add(self, loss, stats):
-        self.losses.append(loss)
+        loss = loss.detach().float()
+        self.losses.append(torch.where(torch.isfinite(loss), loss, torch.full_like(loss, float("nan"))))
         for k, v in stats.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v), device=loss.device)
+            self.sums[k] = self.sums[k].to(v.device) + v if k in self.sums else v
             self.counts[k] = self.counts.get(k, 0) + 1
 
+    def _mean(self, losses):
+        return torch.stack([x.to(losses[-1].device) for x in losses]).nanmean().item() if losses else float("nan")
+
     def recent(self, n):
-        return float(np.mean(self.losses[-n:])) if self.losses else float("nan")  # none yet: only skipped steps
+        return self._mean(self.losses[-n:])
 
     def epoch_metrics(self):
         """`ls_tr` and `{stat}_tr`, averaged over this rank's batches, then over ranks."""
-        out = {"ls_tr": D.all_reduce_mean(float(np.mean(self.losses)) if self.losses else float("nan"))}
+        out = {"ls_tr": D.all_reduce_mean(self._mean(self.losses))}
         for k in sorted(self.sums):
-            out[f"{k}_tr"] = D.all_reduce_mean(self.sums[k] / self.counts[k])
+            out[f"{k}_tr"] = D.all_reduce_mean(self.sums[k].item() / self.counts[k])
         return out
 
     def state_dict(self):
-        return {"losses": self.losses, "sums": self.sums, "counts": self.counts, "skipped": self.skipped}
+        return {"losses": [x.item() for x in self.losses], "sums": {k: v.item() for k, v in self.sums.items()},
+                "counts": self.counts, "skipped": self.skipped}
 
 
 class Trainer:
@@ -122,7 +130,7 @@ class Trainer:
             self.running = RunningStats()
         self.step_module.train()
         pbar = progress(self.d.main, total=len(loader), initial=loader.pos, desc=f"train ep{epoch}")
-        accum, stopped, t0 = 0, False, time.time()
+        accum, stopped, bad, t0 = 0, False, None, time.time()
         for batch in loader:
             if not batch:  # every sample of the batch was a skipped bad video (skip_bad)
                 continue
@@ -135,24 +143,28 @@ class Trainer:
             with sync:
                 with autocast(self.precision, self.device):
                     loss, stats = self.step_module(batch)
-                finite = bool(torch.isfinite(loss))
-                if not finite and not self.scaler.is_enabled():
-                    self._stop_non_finite(loss, epoch, batch)
                 # fp16: a non-finite loss gives non-finite gradients, and the loss scaler skips that step
                 # (as the original's DeepSpeed loss scaling did); counted in n_skipped_steps_tr
                 self.scaler.scale(loss / cfg.grad_accum).backward()
-            if finite:
-                self.running.add(loss.item(), stats)
+            self.running.add(loss, stats)
+            step_bad = ~torch.isfinite(loss.detach())
+            bad = step_bad if accum == 1 else bad | step_bad
             if last_micro:
+                # the one host sync of a step, after the backward pass has been queued; fp32/bf16 stop
+                # before a non-finite update reaches the weights
+                if not self.scaler.is_enabled() and bool(bad):
+                    self._stop_non_finite(loss, epoch, batch)
                 self._optimizer_step()
                 accum = 0
                 if cfg.logging_steps and self.global_step % cfg.logging_steps == 0:
-                    self._log_step(epoch, self.running.recent(cfg.logging_steps))
+                    loss_now = self.running.recent(cfg.logging_steps)
+                    self._log_step(epoch, loss_now)
+                    if pbar:
+                        pbar.set_postfix(loss=f"{loss_now:.4f}", lr=f"{self.scheduler.get_last_lr()[-1]:.2e}")
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
                     self.ckpt.save_resume(self.state_dict())
             if pbar:
                 pbar.update(1)
-                pbar.set_postfix(loss=f"{self.running.recent(20):.4f}", lr=f"{self.scheduler.get_last_lr()[-1]:.2e}")
             if cfg.max_steps and self.global_step >= cfg.max_steps:
                 stopped = True
                 break
