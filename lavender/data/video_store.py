@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipTransform, decode_frame, frame_fields, temporal_sample
+from .frames import ClipTransform, decode_frame, frame_bytes, frame_fields, temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -77,6 +77,14 @@ class VideoStore:
             if i not in cache:
                 cache[i] = decode_frame(fields[i], file=self.path, key=video_id, index=i)
         return [cache[i] for i in idx]
+
+    def encoded_frames(self, video_id: str, train: bool = False, rng=None) -> List[torch.Tensor]:
+        """The temporally sampled frames still encoded (1-D uint8 tensors), for decoding elsewhere
+        (``frames.decode_jpegs`` on a GPU); same sampling as `frames`."""
+        fields = self.frame_strings(video_id)
+        idx = temporal_sample(len(fields), self.size_frame, train, rng if rng is not None else _random)
+        return [torch.frombuffer(bytearray(frame_bytes(fields[i], self.path, video_id, i)), dtype=torch.uint8)
+                for i in idx]
 
     def clip(self, video_id: str, train: bool, rng=None, fields=None) -> Optional[torch.Tensor]:
         """(T, 3, size_img, size_img) float32, or None (skip_bad) for a bad/missing video."""

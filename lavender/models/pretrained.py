@@ -12,13 +12,20 @@ import torch
 
 from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir
 from .checkpoint import HF_WEIGHT_FILES, load_weights
-from .lavender import build_model
+from .lavender import build_model, compile_encoders
 
 log = logging.getLogger("lavender")
 
 
 def create_model(cfg, head_size=None):
-    """Build the model for a run config and load its starting weights."""
+    """Build the model for a run config and load its starting weights (encoders compiled if `compile`)."""
+    model = _create_model(cfg, head_size)
+    if cfg.get("compile"):
+        compile_encoders(model)
+    return model
+
+
+def _create_model(cfg, head_size=None):
     bert_name = cfg.get("fusion_encoder") or cfg.get("txt_backbone")
     bert_dir = resolve_bert_dir(bert_name)
     args = dict(cfg)
