@@ -361,8 +361,9 @@ def flop_counter():
     return fc.FlopCounterMode(display=False, custom_mapping=extra)
 
 
-def _model_setup(args, mode):
-    """Config, task, random-weight model, synthetic batch and the step function of one benchmark."""
+def _model_setup(args, mode, n=0):
+    """Config, task, random-weight model, synthetic batch of `n` (0: --batch, else the config's
+    size_batch) and the step function of one benchmark."""
     import importlib
 
     import torch
@@ -391,7 +392,7 @@ def _model_setup(args, mode):
     margs = dict(cfg, **({"head_size": task.head_size} if task.head_size else {}))
     torch.manual_seed(0)
     model = build_model(margs).to(dev).train(mode == "train")
-    n = args.batch or cfg.size_batch
+    n = n or args.batch or cfg.size_batch
     batch = to_device(synthetic_batch(task, tok, cfg, n), dev)
     precision = resolve_precision(cfg, dev)
     if mode == "train":
@@ -430,12 +431,36 @@ def _timed(fn, dev):
     return time.perf_counter() - t0
 
 
+def _fill_memory_batch(args, mode, frac=0.8):
+    """The batch whose `base` step would use about `frac` of the GPU's memory, extrapolated from the
+    memory of a step at the starting batch (activations grow linearly with the batch)."""
+    import gc
+
+    import torch
+
+    if _require_device(args.device).type != "cuda":
+        raise SystemExit("--fill_memory needs --device cuda")
+    s = _model_setup(args, mode)
+    _apply_variant(s.model, "base", {})
+    s.step()
+    with PeakMemory(s.dev) as pm:
+        s.step()
+    total = torch.cuda.get_device_properties(s.dev).total_memory / 1e9
+    fixed = pm.peak_gb - pm.step_gb  # weights, optimizer state, batch
+    n = max(s.batch, int((frac * total - fixed) / (pm.step_gb / s.batch)))
+    print(f"--fill_memory: a step at batch {s.batch} peaks at {pm.peak_gb:.1f} of {total:.1f} GB -> batch {n}")
+    del s
+    gc.collect()
+    torch.cuda.empty_cache()
+    return n
+
+
 def bench_model(args, mode, quiet=False) -> dict:
     """Variants of one train step (or eval forward), interleaved round by round with a matmul-rate
     measurement, so that load changes on a shared machine hit all of them alike."""
     import statistics
 
-    s = _model_setup(args, mode)
+    s = _model_setup(args, mode, _fill_memory_batch(args, mode) if getattr(args, "fill_memory", False) else 0)
     dev, model = s.dev, s.model
     names = list(args.variants or [v for v in VARIANTS if (v != "checkpoint" or mode == "train")
                                    and (v != "compile" or args.compile)])
@@ -523,6 +548,8 @@ def add_model_args(p):
     p.add_argument("--compile", action="store_true", help="add the variant with torch.compile'd encoders")
     p.add_argument("--compile_backend", default=None, help="torch.compile backend (default: inductor)")
     p.add_argument("--batch", type=int, default=0, help="samples per step (0: the config's size_batch)")
+    p.add_argument("--fill_memory", action="store_true",
+                   help="GPU: the batch at which a step uses ~80%% of the GPU memory, extrapolated from --batch")
     p.add_argument("--steps", type=int, default=3, help="timed rounds (one step of every variant each)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,

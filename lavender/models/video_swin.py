@@ -212,7 +212,7 @@ class WindowAttention3D(nn.Module):
         q, k, v = qkv.reshape(3, B_ // nW, nW * h, N, C // h).unbind(0)
         bias = self.attn_bias(N, mask, q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        if q.device.type == "cpu" and bias.requires_grad and torch.is_grad_enabled():
+        if q.device.type == "cpu" and bias.requires_grad:
             # CPU SDPA cannot differentiate its mask in the fused kernel and falls back to a slower
             # reference path: the same formula written out (scores get the bias added in place).
             attn = torch.matmul(q * self.scale, k.transpose(-2, -1)).add_(bias).softmax(-1)
