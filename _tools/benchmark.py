@@ -460,6 +460,8 @@ def bench_model(args, mode, quiet=False) -> dict:
     measurement, so that load changes on a shared machine hit all of them alike."""
     import statistics
 
+    import torch
+
     s = _model_setup(args, mode, _fill_memory_batch(args, mode) if getattr(args, "fill_memory", False) else 0)
     dev, model = s.dev, s.model
     names = list(args.variants or [v for v in VARIANTS if (v != "checkpoint" or mode == "train")
@@ -487,8 +489,6 @@ def bench_model(args, mode, quiet=False) -> dict:
     rates.append(matmul_rate(dev, s.dtype))
     _apply_variant(model, "base", compile_kw)
     device_name, peak_tf = peak_bf16_tflops(dev)
-    import torch
-
     rate = statistics.median(rates)
     res = {"mode": mode, "config": args.config, "device": str(dev), "device_name": device_name,
            "threads": torch.get_num_threads() if dev.type == "cpu" else None, "precision": s.precision,

@@ -71,21 +71,22 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = p
 
-    def _scale(self, x):
-        """(B, 1, ..) per-sample factors 0 or 1/keep, or None when nothing is dropped."""
+    def _divisor(self, x):
+        """(B, 1, ..) per-sample divisors, keep or inf (x / inf = 0: dropped); None when nothing is dropped.
+        Dividing gives the rounding of the usual ``x * mask / keep`` without a pass over ``x * mask``."""
         if self.p == 0.0 or not self.training:
             return None
         keep = 1.0 - self.p
-        return x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep).div_(keep)
+        return keep / x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
 
     def forward(self, x):
-        scale = self._scale(x)
-        return x if scale is None else x * scale
+        div = self._divisor(x)
+        return x if div is None else x / div
 
     def residual(self, x, y):
         """``x + self(y)`` in one pass over the activations."""
-        scale = self._scale(y)
-        return x + y if scale is None else torch.addcmul(x, y, scale)
+        div = self._divisor(y)
+        return x + y if div is None else torch.addcdiv(x, y, div)
 
 
 class Mlp(nn.Module):
@@ -214,8 +215,10 @@ class WindowAttention3D(nn.Module):
         drop = self.attn_drop if self.training else 0.0
         if q.device.type == "cpu" and bias.requires_grad:
             # CPU SDPA cannot differentiate its mask in the fused kernel and falls back to a slower
-            # reference path: the same formula written out (scores get the bias added in place).
-            attn = torch.matmul(q * self.scale, k.transpose(-2, -1)).add_(bias).softmax(-1)
+            # reference path: the same formula written out, with that path's rounding (sqrt(scale) on
+            # q and on k) so that training computes the numbers it did; the bias is added in place.
+            s = self.scale ** 0.5
+            attn = torch.matmul(q * s, k.transpose(-2, -1) * s).add_(bias).softmax(-1)
             out = F.dropout(attn, drop) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale, dropout_p=drop)
