@@ -25,8 +25,8 @@ from PIL import Image
 from .errors import DataError
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields",
-    "frame_bytes", "decode_frame", "decode_jpegs", "encode_frame", "temporal_sample", "extraction_indices", "read_video_frames",
+    "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields", "frame_bytes",
+    "decode_frame", "decode_jpegs", "encode_frame", "temporal_sample", "extraction_indices", "read_video_frames",
     "normalize_img_transform", "ClipTransform", "resize_shorter",
 ]
 
