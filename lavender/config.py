@@ -44,6 +44,7 @@ DEFAULTS = {
     "bert_config": None,           # dict overriding BertConfig fields (tiny demo models)
     "precision": "auto",           # auto | fp32 | fp16 | bf16 ("auto": fp16 on GPU if deepspeed, else fp32)
     "grad_accum": 1,               # gradient accumulation steps
+    "compile": False,              # torch.compile the video and fusion encoders (models.compile_encoders)
     "frame_column": "auto",        # TSV column where frames start ("auto" detects base64 images;
                                    # "swinbert": SwinBERT's captioning rule, row[2:] or the image row[-1])
     "skip_bad": False,             # skip and count bad/missing videos instead of stopping

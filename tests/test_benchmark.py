@@ -1,11 +1,16 @@
-"""`_tools/benchmark.py retrieval` runs and reports consistent figures (tiny model, CPU)."""
+"""`_tools/benchmark.py` train / eval / data / retrieval run and report consistent figures (tiny model, CPU)."""
 import importlib.util
 import json
 import os
 import shlex
 
+import pytest
+import torch
+
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, tiny_overrides
+
+QA = os.path.join(REPO_ROOT, "_args", "args_msrvtt-qa.json")
 
 
 def _benchmark():
@@ -13,6 +18,51 @@ def _benchmark():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _model_bench(tmp_path, mode, *extra):
+    over = shlex.join(tiny_overrides(tmp_path / "data", tmp_path / "out"))
+    out = tmp_path / f"{mode}.json"
+    _benchmark().main([mode, "--config", QA, "--override", over, "--batch", "2", "--steps", "1", "--threads", "1",
+                       "--json", str(out), *extra])
+    return json.load(open(out))
+
+
+def _check_consistent(res):
+    ref = res["variants"][res["reference"]]["samples_per_s"]
+    assert res["matmul_tflops"] > 0 and len(res["matmul_tflops_runs"]) == 2
+    for v in res["variants"].values():
+        assert v["samples_per_s"] > 0 and v["step_s"] > 0 and v["peak_mem_gb"] > 0
+        assert v["samples_per_s"] == pytest.approx(res["batch"] / v["step_s"])
+        assert v["ratio"] == pytest.approx(v["samples_per_s"] / ref)
+        assert v["tflops"] == pytest.approx(res["gflop_per_sample"] * v["samples_per_s"] / 1e3)
+        assert v["efficiency"] == pytest.approx(v["tflops"] / res["matmul_tflops"])
+        assert v["mfu"] is None  # no published peak for a CPU
+    assert res["variants"][res["reference"]]["ratio"] == 1.0
+
+
+def test_train_and_eval_benchmarks(tmp_path):
+    train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager")
+    assert list(train["variants"]) == ["base", "checkpoint", "eager_attn", "compile"]
+    assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "base"
+    _check_consistent(train)
+    # the GPU path's bf16 autocast, exercised on CPU
+    ev = _model_bench(tmp_path, "eval", "--precision", "bf16")
+    assert list(ev["variants"]) == ["base", "eager_attn"] and ev["precision"] == "bf16"
+    _check_consistent(ev)
+    # tiny model: ~8 MFLOP per sample forward; training (backward ~2x forward) about 3x evaluation
+    assert 1e-3 < ev["gflop_per_sample"] < 0.1
+    assert 2.5 < train["gflop_per_sample"] / ev["gflop_per_sample"] < 3.5
+
+
+def test_benchmark_refuses_a_missing_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    bench = _benchmark()
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        bench.main(["train", "--device", "cuda", "--config", QA])
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        bench.main(["data", "--device", "cuda"])
 
 
 def test_retrieval_benchmark_reports(tmp_path):

@@ -30,10 +30,10 @@ from .errors import DataError
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMG_TRANSFORMS", "is_frame_field", "frame_fields", "frame_start",
-    "file_frame_start", "parse_frame_column", "FRAME_PROBE_ROWS",
-    "decode_frame", "encode_frame", "temporal_sample", "clip_starts", "extraction_indices", "read_video_frames",
-    "read_video_fields", "normalize_img_transform", "ClipTransform", "ClipSampler", "resize_shorter",
-    "to_images",
+    "file_frame_start", "parse_frame_column", "FRAME_PROBE_ROWS", "frame_bytes",
+    "decode_frame", "decode_jpegs", "encode_frame", "temporal_sample", "clip_starts", "extraction_indices",
+    "read_video_frames", "read_video_fields", "normalize_img_transform", "ClipTransform", "ClipSampler",
+    "resize_shorter", "to_images",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -110,12 +110,17 @@ def frame_fields(row: Sequence[str], start, file=None, size_frame: int = None) -
     return out
 
 
-def decode_frame(b64: Union[str, bytes], file=None, key=None, index=None) -> np.ndarray:
-    """base64 JPEG/PNG -> RGB uint8 array (H, W, 3). Corrupt data -> DataError naming file/key/frame."""
+def frame_bytes(b64: Union[str, bytes], file=None, key=None, index=None) -> bytes:
+    """base64 field -> the encoded image bytes; invalid base64 -> DataError naming file/key/frame."""
     try:
-        data = base64.b64decode(b64.strip(), validate=True)
+        return base64.b64decode(b64.strip(), validate=True)
     except (binascii.Error, ValueError) as e:
         raise DataError(f"invalid base64 ({e}) at {_where(file, key, index)}") from None
+
+
+def decode_frame(b64: Union[str, bytes], file=None, key=None, index=None) -> np.ndarray:
+    """base64 JPEG/PNG -> RGB uint8 array (H, W, 3). Corrupt data -> DataError naming file/key/frame."""
+    data = frame_bytes(b64, file, key, index)
     img = None
     # cv2 silently grey-fills truncated JPEGs, so only trust it when the end marker is present
     if data[:2] != b"\xff\xd8" or data.rstrip(b"\x00").endswith(b"\xff\xd9"):
@@ -129,6 +134,17 @@ def decode_frame(b64: Union[str, bytes], file=None, key=None, index=None) -> np.
         except Exception as e:
             raise DataError(f"cannot decode image ({type(e).__name__}: {e}) at {_where(file, key, index)}") from None
     return img
+
+
+def decode_jpegs(frames: Sequence[torch.Tensor], device="cuda") -> List[torch.Tensor]:
+    """Encoded JPEGs (1-D uint8 tensors, e.g. from ``VideoStore.encoded_frames``) -> RGB uint8 (3, H, W)
+    tensors on ``device``, decoded in one batch by torchvision (nvJPEG on a GPU)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("JPEG decoding on cuda needs a CUDA GPU; torch.cuda.is_available() is False")
+    return decode_jpeg(list(frames), mode=ImageReadMode.RGB, device=device)
 
 
 def encode_frame(img, quality: int = 75) -> str:
@@ -301,7 +317,8 @@ def normalize_img_transform(img_transform) -> List[str]:
 
 
 class ClipTransform:
-    """Frames (list of RGB uint8 arrays) -> float32 tensor (T, 3, size_img, size_img), normalised.
+    """Frames (list of RGB uint8 arrays (H, W, 3), or uint8 tensors (3, H, W) on any device, e.g. decoded
+    on a GPU by `decode_jpegs`) -> float32 tensor (T, 3, size_img, size_img), normalised, on their device.
 
     Train: each frame draws its transform name with ``rng.choice`` (as the original);
     ``img_rand_crop`` = resize shorter side + random crop *per frame* (original behaviour, SPEC 9 #14),
@@ -346,7 +363,8 @@ class ClipTransform:
         out = []
         clip_crop = None
         for img, name in zip(frames, names):
-            x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
+            x = img if torch.is_tensor(img) else torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+            x = x.unsqueeze(0)
             if name == "pad_resize":
                 out.append(self._pad_resize_t(x))
                 continue
@@ -362,7 +380,7 @@ class ClipTransform:
                 top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
             out.append(x[..., top:top + s, left:left + s])
         x = torch.cat(out, 0).clamp_(0, 255).div_(255.0)
-        return ((x - self.mean) / self.std).contiguous()
+        return ((x - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
 
 
 class ClipSampler:

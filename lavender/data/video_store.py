@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from .errors import DataError
-from .frames import ClipSampler, file_frame_start, frame_fields
+from .frames import ClipSampler, file_frame_start, frame_bytes, frame_fields, temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
@@ -72,6 +72,14 @@ class VideoStore:
         """Temporally sampled, decoded RGB uint8 frames (no spatial transform); `start`: see temporal_sample."""
         fields = self.frame_strings(video_id) if fields is None else fields
         return self.sampler.frames(fields, train, rng, self.path, video_id, start=start, cache=cache)
+
+    def encoded_frames(self, video_id: str, train: bool = False, rng=None) -> List[torch.Tensor]:
+        """The temporally sampled frames still encoded (1-D uint8 tensors), for decoding elsewhere
+        (``frames.decode_jpegs`` on a GPU); same sampling as `frames`."""
+        fields = self.frame_strings(video_id)
+        idx = temporal_sample(len(fields), self.size_frame, train, rng if rng is not None else _random)
+        return [torch.frombuffer(bytearray(frame_bytes(fields[i], self.path, video_id, i)), dtype=torch.uint8)
+                for i in idx]
 
     def skip(self, key, err: DataError) -> None:
         """Count `key` as a skipped bad item (skip_bad), or raise `err`."""

@@ -118,6 +118,25 @@ def build_model(args, bert_dir=None):
     return Lavender(model_config(args, bert_dir))
 
 
+ENCODERS = ("enc_img", "trsfr")  # what `compile_encoders` compiles: the video and fusion encoders
+
+
+def compile_encoders(model, enable=True, **compile_kw):
+    """``torch.compile`` the video encoder and the fusion encoder of ``model`` in place.
+
+    In place (``nn.Module.compile``) keeps the state-dict keys unchanged. ``compile_kw`` go to
+    ``torch.compile`` (e.g. ``backend="aot_eager"``). ``enable=False`` runs them eagerly again; compiling
+    again later reuses the code already compiled for the same shapes.
+    """
+    for name in ENCODERS:
+        module = getattr(model, name)
+        if enable:
+            module.compile(**compile_kw)
+        else:
+            module._compiled_call_impl = None  # what nn.Module.compile sets; None is the eager call
+    return model
+
+
 class EncVideo(nn.Module):
     """Video Swin features -> per-frame [CLS] + patches, plus position/frame embeddings and LayerNorm.
 

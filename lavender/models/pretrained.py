@@ -22,7 +22,7 @@ import os
 from ..config import ConfigError
 from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
 from .checkpoint import HF_WEIGHT_FILES, _short, load_weights
-from .lavender import build_model
+from .lavender import build_model, compile_encoders
 
 log = logging.getLogger("lavender")
 
@@ -30,12 +30,15 @@ RANDOM = "random init"
 
 
 def create_model(cfg, heads=None):
-    """Build the model for a run config (with `heads`, see `ModelConfig.heads`) and load its starting weights."""
+    """Build the model for a run config (with `heads`, see `ModelConfig.heads`), load its starting weights,
+    and compile its encoders when the config says `compile`."""
     args = dict(cfg)
     if heads is not None:
         args["heads"] = heads
     model = build_model(args, bert_dir=resolve_bert_dir(cfg.get("fusion_encoder") or cfg.get("txt_backbone")))
     log.info(describe_sources(load_starting_weights(model, cfg)))
+    if cfg.get("compile"):
+        compile_encoders(model)
     return model
 
 

@@ -9,6 +9,7 @@ Differences from stock Video Swin, all kept on purpose to match the original's w
 from dataclasses import dataclass
 from functools import reduce
 from operator import mul
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -70,12 +71,22 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = p
 
-    def forward(self, x):
+    def _divisor(self, x):
+        """(B, 1, ..) per-sample divisors, keep or inf (x / inf = 0: dropped); None when nothing is dropped.
+        Dividing gives the rounding of the usual ``x * mask / keep`` without a pass over ``x * mask``."""
         if self.p == 0.0 or not self.training:
-            return x
+            return None
         keep = 1.0 - self.p
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        return x * x.new_empty(shape).bernoulli_(keep) / keep
+        return keep / x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+
+    def forward(self, x):
+        div = self._divisor(x)
+        return x if div is None else x / div
+
+    def residual(self, x, y):
+        """``x + self(y)`` in one pass over the activations."""
+        div = self._divisor(y)
+        return x + y if div is None else torch.addcdiv(x, y, div)
 
 
 class Mlp(nn.Module):
@@ -100,6 +111,31 @@ def window_partition(x, ws):
 def window_reverse(windows, ws, B, D, H, W):
     x = windows.view(B, D // ws[0], H // ws[1], W // ws[2], ws[0], ws[1], ws[2], -1)
     return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, D, H, W, -1)
+
+
+class _TokenGather(torch.autograd.Function):
+    """``x[:, order]`` for a permutation of the token axis; the backward gathers with the inverse
+    permutation (index_select's own backward is a zero-fill plus a scatter-add)."""
+
+    @staticmethod
+    def forward(ctx, x, order, inverse):
+        ctx.save_for_backward(inverse)
+        return x.index_select(1, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(1, inverse), None, None
+
+
+def window_order(D, H, W, ws, ss, device):
+    """(order, inverse) token permutations of a (D, H, W) grid: ``order`` rolls it by ``-ss`` and lists
+    it window by window (torch.roll + window_partition as one gather), ``inverse`` undoes that."""
+    grid = torch.arange(D * H * W, device=device).view(1, D, H, W, 1)
+    if any(ss):
+        grid = torch.roll(grid, shifts=tuple(-s for s in ss), dims=(1, 2, 3))
+    order = window_partition(grid, ws).reshape(-1)
+    return order, torch.argsort(order)
 
 
 def get_window_size(x_size, window_size, shift_size):
@@ -144,23 +180,50 @@ class WindowAttention3D(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self._bias_cache = None  # (key, bias) of the last no-grad call: weights and shapes unchanged
 
-    def forward(self, x, mask=None):
-        """x: (B*nW, N, C); mask: (nW, N, N) additive or None."""
-        B_, N, C = x.shape
-        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+    def attn_bias(self, N, mask, dtype):
+        """Additive mask (1, nW*heads, N, N): relative-position bias (+ the shift mask of each window).
+
+        Without autograd (evaluation) it is cached until the bias table changes.
+        """
+        table = self.relative_position_bias_table
+        key = (table._version, N, None if mask is None else id(mask), dtype, table.device)
+        cached = not (torch.is_grad_enabled() and table.requires_grad)
+        if cached and self._bias_cache is not None and self._bias_cache[0] == key:
+            return self._bias_cache[1]
         # Top-left N x N of the full-window index even when the window was clamped (original behaviour).
         idx = self.relative_position_index[:N, :N].reshape(-1)
-        bias = self.relative_position_bias_table[idx].reshape(N, N, -1).permute(2, 0, 1).unsqueeze(0)
-        bias = bias.to(q.dtype)
+        # index_select: its backward is an index_add, several times faster on CPU than that of table[idx]
+        bias = table.index_select(0, idx).reshape(N, N, -1).permute(2, 0, 1).to(dtype)  # (heads, N, N)
         if mask is not None:
-            nW = mask.shape[0]
-            bias = (bias.unsqueeze(0) + mask.to(q.dtype)[None, :, None]).expand(B_ // nW, nW, -1, N, N)
-            bias = bias.reshape(B_, self.num_heads, N, N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale,
-                                             dropout_p=self.attn_drop if self.training else 0.0)
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B_, N, C)))
+            bias = bias.unsqueeze(0) + mask.to(dtype).unsqueeze(1)       # (nW, heads, N, N)
+        bias = bias.reshape(1, -1, N, N)
+        if cached:
+            self._bias_cache = (key, bias)
+        return bias
+
+    def forward(self, x, mask=None):
+        """x: (B*nW, N, C), windows of a sample consecutive; mask: (nW, N, N) additive or None."""
+        B_, N, C = x.shape
+        h, nW = self.num_heads, 1 if mask is None else mask.shape[0]
+        # Windows folded into the head axis, (B, nW*heads, N, d), so the bias broadcasts over samples
+        # instead of being copied B times.
+        qkv = self.qkv(x).view(B_ // nW, nW, N, 3, h, C // h).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.reshape(3, B_ // nW, nW * h, N, C // h).unbind(0)
+        bias = self.attn_bias(N, mask, q.dtype)
+        drop = self.attn_drop if self.training else 0.0
+        if q.device.type == "cpu" and bias.requires_grad:
+            # CPU SDPA cannot differentiate its mask in the fused kernel and falls back to a slower
+            # reference path: the same formula written out, with that path's rounding (sqrt(scale) on
+            # q and on k) so that training computes the numbers it did; the bias is added in place.
+            s = self.scale ** 0.5
+            attn = torch.matmul(q * s, k.transpose(-2, -1) * s).add_(bias).softmax(-1)
+            out = F.dropout(attn, drop) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale, dropout_p=drop)
+        out = out.unflatten(1, (nW, h)).permute(0, 1, 3, 2, 4).reshape(B_, N, C)
+        return self.proj_drop(self.proj(out))
 
 
 def relative_position_index(window_size):
@@ -188,29 +251,24 @@ class SwinTransformerBlock3D(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
 
-    def _attend(self, x, mask_matrix):
+    def _attend(self, x, plan):
         B, D, H, W, C = x.shape
-        ws, ss = get_window_size((D, H, W), self.window_size, self.shift_size)
         x = self.norm1(x)
-        # Padding comes after norm1, so padded tokens are zeros (attended unmasked in plain windows).
-        pd, pb, pr = [(ws[i] - n % ws[i]) % ws[i] for i, n in enumerate((D, H, W))]
-        x = F.pad(x, (0, 0, 0, pr, 0, pb, 0, pd))
-        _, Dp, Hp, Wp, _ = x.shape
-        shifted = any(s > 0 for s in ss)
-        if shifted:
-            x = torch.roll(x, shifts=(-ss[0], -ss[1], -ss[2]), dims=(1, 2, 3))
-        win = self.attn(window_partition(x, ws), mask=mask_matrix if shifted else None)
-        x = window_reverse(win.view(-1, *ws, C), ws, B, Dp, Hp, Wp)
-        if shifted:
-            x = torch.roll(x, shifts=ss, dims=(1, 2, 3))
-        return x[:, :D, :H, :W, :].contiguous()
+        Dp, Hp, Wp = plan.padded
+        if plan.padded != (D, H, W):
+            # Padding comes after norm1, so padded tokens are zeros (attended unmasked in plain windows).
+            x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H, 0, Dp - D))
+        shifted = any(self.shift_size) and any(plan.shift)
+        order, inverse = plan.shifted if shifted else plan.plain
+        win = _TokenGather.apply(x.reshape(B, -1, C), order, inverse)
+        win = self.attn(win.view(-1, plan.tokens, C), mask=plan.mask if shifted else None)
+        x = _TokenGather.apply(win.view(B, -1, C), inverse, order).view(B, Dp, Hp, Wp, C)
+        return x if plan.padded == (D, H, W) else x[:, :D, :H, :W].contiguous()
 
-    def _ffn(self, x):
-        return self.drop_path(self.mlp(self.norm2(x)))
-
-    def forward(self, x, mask_matrix):
-        x = x + self.drop_path(self._attend(x, mask_matrix))
-        return x + self._ffn(x)
+    def forward(self, x, plan):
+        """x: (B, D, H, W, C); plan: the layer's :class:`WindowPlan` for this size."""
+        x = self.drop_path.residual(x, self._attend(x, plan))
+        return self.drop_path.residual(x, self.mlp(self.norm2(x)))
 
 
 class PatchMerging(nn.Module):
@@ -229,6 +287,16 @@ class PatchMerging(nn.Module):
         return self.reduction(self.norm(x))
 
 
+class WindowPlan(NamedTuple):
+    """Everything a stage's blocks share for one input size: computed once, not per block or call."""
+    shift: tuple        # shift of the shifted blocks after clamping (all 0: no shifted windows)
+    padded: tuple       # (Dp, Hp, Wp), the size padded to whole windows
+    tokens: int         # tokens per window
+    mask: torch.Tensor  # (nW, N, N) additive shift mask
+    plain: tuple        # (order, inverse) token permutations of the plain windows
+    shifted: tuple      # ... and of the shifted windows
+
+
 class BasicLayer(nn.Module):
     """One stage: ``depth`` blocks alternating plain/shifted windows, then optional PatchMerging."""
 
@@ -243,19 +311,29 @@ class BasicLayer(nn.Module):
                                    mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i])
             for i in range(depth)])
         self.downsample = PatchMerging(dim) if downsample else None
+        self._plans = {}  # (D, H, W, device) -> WindowPlan
+
+    def plan(self, D, H, W, device):
+        """The :class:`WindowPlan` of a (D, H, W) input, built once per size and device."""
+        key = (D, H, W, str(device))
+        if key not in self._plans:
+            ws, ss = get_window_size((D, H, W), self.window_size, self.shift_size)
+            padded = tuple(-(-n // ws[i]) * ws[i] for i, n in enumerate((D, H, W)))
+            self._plans[key] = WindowPlan(
+                shift=ss, padded=padded, tokens=reduce(mul, ws), mask=compute_mask(*padded, ws, ss, device),
+                plain=window_order(*padded, ws, (0, 0, 0), device), shifted=window_order(*padded, ws, ss, device))
+        return self._plans[key]
 
     def forward(self, x):
-        """(B, C, D, H, W) -> (B, C', D, H', W')."""
+        """(B, C, D, H, W) -> (B, C', D, H', W') (a view of a channels-last tensor)."""
         B, C, D, H, W = x.shape
-        ws, ss = get_window_size((D, H, W), self.window_size, self.shift_size)
+        plan = self.plan(D, H, W, x.device)
         x = x.permute(0, 2, 3, 4, 1)
-        padded = [-(-n // ws[i]) * ws[i] for i, n in enumerate((D, H, W))]
-        mask = compute_mask(*padded, ws, ss, x.device)
         for blk in self.blocks:
             if self.use_checkpoint and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(blk, x, mask, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(blk, x, plan, use_reentrant=False)
             else:
-                x = blk(x, mask)
+                x = blk(x, plan)
         if self.downsample is not None:
             x = self.downsample(x)
         return x.permute(0, 4, 1, 2, 3)
@@ -311,7 +389,7 @@ class SwinTransformer3D(nn.Module):
     def forward(self, x):
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
-            x = layer(x.contiguous())
+            x = layer(x)  # channels-last between layers: each permute below is a view, not a copy
         return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
 
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from lavender.data.errors import DataError
 from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, clip_starts, decode_frame,
-                                  encode_frame, extraction_indices, file_frame_start, frame_fields, frame_start,
-                                  temporal_sample)
+                                  decode_jpegs, encode_frame, extraction_indices, file_frame_start, frame_fields,
+                                  frame_start, temporal_sample)
 from lavender.data.tsv import TSVFile, write_tsv
 from lavender.data.video_store import VideoStore, load_annotations
 
@@ -210,3 +210,25 @@ def test_clip_starts_for_multi_clip_testing():
         assert temporal_sample(32, 4, train=False, start=s) == temporal_sample(32, 4, train=True, rng=FixedRng(s))
     assert temporal_sample(32, 4, train=False, start=7) == [7, 15, 23, 31]
     assert temporal_sample(5, 2, train=False, start=2) == [2, 4]
+
+
+def test_encoded_frames_decode_like_the_cpu_path(store_dir):
+    """The GPU-decode route (encoded frames -> decode_jpegs -> the same transform on tensors), run on CPU."""
+    s = VideoStore(store_dir, "toy", 4, 16, ["img_rand_crop"])
+    enc = s.encoded_frames("v0", train=True, rng=random.Random(3))
+    assert len(enc) == 4 and all(e.dtype == torch.uint8 and e.dim() == 1 for e in enc)
+    fields = s.frame_strings("v0")
+    idx = temporal_sample(6, 4, True, random.Random(3))
+    assert [bytes(e.numpy()) for e in enc] == [base64.b64decode(fields[i]) for i in idx]
+    frames = decode_jpegs(enc, "cpu")
+    ref = s.frames("v0", train=True, rng=random.Random(3))
+    assert all(f.shape == (3, 24, 32) for f in frames)
+    # two JPEG decoders may differ by a few levels per pixel
+    assert all((f.permute(1, 2, 0).int() - torch.from_numpy(r).int()).abs().float().mean() < 2
+               for f, r in zip(frames, ref))
+    tf = ClipTransform(16, ["img_rand_crop"], train=True)
+    from_tensors = tf([torch.from_numpy(r).permute(2, 0, 1) for r in ref], random.Random(5))
+    assert torch.equal(from_tensors, tf(ref, random.Random(5)))  # tensor (3,H,W) input = array (H,W,3) input
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+            decode_jpegs(enc, "cuda")

@@ -59,6 +59,7 @@ READERS = {
     "head": ["lavender/tasks/__init__.py"], "bert_init": ["lavender/models/pretrained.py"],
     "swin_config": ["lavender/models/lavender.py"], "bert_config": ["lavender/models/lavender.py"],
     "precision": ["lavender/engine/precision.py"], "grad_accum": ["lavender/engine/trainer.py"],
+    "compile": ["lavender/models/pretrained.py"],
     "frame_column": ["lavender/tasks/base.py"], "skip_bad": ["lavender/tasks/base.py"],
     "ckpt_strict": ["lavender/models/pretrained.py"], "trust_checkpoint": ["lavender/models/pretrained.py"],
     "eval_only": ["lavender/config.py"], "resume": ["lavender/engine/run_dir.py"],

@@ -1,9 +1,11 @@
-"""Video Swin 3D: shapes for odd sizes, images (T=1), window clamping, activation checkpointing."""
+"""Video Swin 3D: shapes for odd sizes, images (T=1), window clamping, activation checkpointing, the
+window gather and the attention paths against the textbook formula."""
 import pytest
 import torch
 
-from lavender.models.video_swin import (SWIN_SETTINGS, SwinConfig, SwinTransformer3D, compute_mask,
-                                        get_window_size, relative_position_index)
+from lavender.models.video_swin import (SWIN_SETTINGS, DropPath, SwinConfig, SwinTransformer3D, WindowAttention3D,
+                                        _TokenGather, compute_mask, get_window_size, relative_position_index,
+                                        window_order, window_partition)
 
 
 def tiny(**kw):
@@ -81,3 +83,70 @@ def test_drop_path_only_in_training():
     m.eval()
     with torch.no_grad():
         assert torch.equal(m(x), m(x))
+
+
+def test_drop_path_residual():
+    """`residual(x, y)` is x + DropPath(y) for the same draws: whole samples dropped or scaled by 1/keep."""
+    dp = DropPath(0.5).train()
+    x, y = torch.randn(64, 3, 2), torch.randn(64, 3, 2)
+    torch.manual_seed(1)
+    got = dp.residual(x, y)
+    torch.manual_seed(1)
+    assert torch.allclose(got, x + dp(y))
+    kept = ~torch.isclose(got, x).all(-1).all(-1)
+    assert 10 < kept.sum() < 54 and torch.allclose(got[kept], x[kept] + 2 * y[kept])
+    assert torch.equal(dp.eval().residual(x, y), x + y)
+
+
+@pytest.mark.parametrize("size,ws,ss", [((2, 14, 14), (2, 7, 7), (1, 3, 3)), ((3, 6, 9), (3, 3, 3), (0, 1, 1))])
+def test_window_order_is_roll_then_partition(size, ws, ss):
+    """One gather does torch.roll + window_partition; the inverse gather (also the backward) undoes it."""
+    D, H, W = size
+    x = torch.randn(2, D, H, W, 5, dtype=torch.float64, requires_grad=True)
+    order, inverse = window_order(D, H, W, ws, ss, "cpu")
+    want = window_partition(torch.roll(x, shifts=tuple(-s for s in ss), dims=(1, 2, 3)), ws).reshape(2, -1, 5)
+    got = _TokenGather.apply(x.reshape(2, -1, 5), order, inverse)
+    assert torch.equal(got, want)
+    assert torch.equal(_TokenGather.apply(got, inverse, order).view_as(x), x)
+    assert torch.autograd.gradcheck(lambda t: _TokenGather.apply(t, order, inverse), (x.reshape(2, -1, 5),))
+
+
+def test_window_attention_paths_match_the_formula():
+    """Training (CPU: formula written out) and evaluation (SDPA, cached bias) paths of the shifted-window
+    attention against softmax(q k^T * scale + relative-position bias + shift mask) v, gradients included."""
+    torch.manual_seed(0)
+    attn = WindowAttention3D(8, (2, 3, 3), num_heads=2)
+    mask = compute_mask(2, 6, 6, (2, 3, 3), (1, 1, 1), "cpu")  # 4 windows
+    x = torch.randn(3 * 4, 18, 8, requires_grad=True)
+
+    def formula(x):
+        B_, N, C = x.shape
+        q, k, v = attn.qkv(x).view(B_, N, 3, 2, C // 2).permute(2, 0, 3, 1, 4)
+        table = attn.relative_position_bias_table[attn.relative_position_index.reshape(-1)]
+        s = q @ k.transpose(-2, -1) * attn.scale + table.view(N, N, 2).permute(2, 0, 1)
+        s = s.view(3, 4, 2, N, N) + mask[None, :, None]
+        out = (s.softmax(-1).view(B_, 2, N, N) @ v).transpose(1, 2).reshape(B_, N, C)
+        return attn.proj(out)
+
+    want = formula(x)
+    (gx_want, gt_want) = torch.autograd.grad(want.square().sum(), (x, attn.relative_position_bias_table))
+    got = attn(x, mask)
+    (gx, gt) = torch.autograd.grad(got.square().sum(), (x, attn.relative_position_bias_table))
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(gx, gx_want, atol=1e-5) and torch.allclose(gt, gt_want, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(attn(x, mask), want, atol=1e-5)
+        assert torch.allclose(attn(x, mask), want, atol=1e-5)  # cached bias
+        attn.relative_position_bias_table.add_(torch.randn_like(attn.relative_position_bias_table))  # new weights
+        assert not torch.allclose(attn(x, mask), want, atol=1e-3)
+
+
+def test_swin_grad_and_no_grad_paths_agree():
+    torch.manual_seed(0)
+    m = SwinTransformer3D(tiny()).train()  # drop_path 0: train and eval compute the same
+    x = torch.randn(2, 3, 3, 40, 52)       # padded and shifted windows
+    y = m(x)
+    y.square().mean().backward()
+    with torch.no_grad():
+        assert torch.allclose(m(x), y, atol=1e-5)
+    assert all(p.grad is not None for p in m.parameters())
