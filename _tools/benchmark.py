@@ -98,7 +98,7 @@ def _decode_batches(batches, store, device):
     for clips in batches:
         frames = decode_jpegs([f for clip in clips for f in clip], device)
         T = len(clips[0])
-        yield torch.stack([store.tf_train(frames[i:i + T]) for i in range(0, len(frames), T)])
+        yield torch.stack([store.sampler.tf_train(frames[i:i + T]) for i in range(0, len(frames), T)])
 
 
 def loader_rate(store, workers: int, batch_size: int, n_samples: int, device="cpu") -> float:

@@ -200,6 +200,14 @@ class Task:
     def ce(logits, labels):
         return F.cross_entropy(logits.float(), labels)
 
+    @staticmethod
+    def ce_valid(logits, labels):
+        """Cross-entropy averaged over the rows with a label >= 0 (0 when there is none). No boolean
+        indexing, so no dynamic shapes and no host-device sync in the training step."""
+        valid = labels >= 0
+        per_row = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
+        return (per_row * valid).sum() / valid.sum().clamp(min=1)
+
     # ------------------------------------------------------------------ contract (what the engine calls)
     def heads(self):
         """The model heads this task needs: {name: outputs}, None for the MLM head `fc_mtm`."""

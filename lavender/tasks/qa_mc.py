@@ -49,9 +49,7 @@ class MultipleChoice(Task):
 
     def train_step(self, model, batch):
         scores, logits, target = self.option_scores(model, batch)
-        valid = target >= 0
-        loss = self.ce(logits[valid], target[valid])
-        return loss, {"ac": (scores.argmax(-1) == batch["label"]).float().mean()}
+        return self.ce_valid(logits, target), {"ac": (scores.argmax(-1) == batch["label"]).float().mean()}
 
     def eval_step(self, model, batch):
         scores, _, _ = self.option_scores(model, batch)

@@ -78,11 +78,14 @@ class QAOpenEnded(Task):
         return model.mlm(h), batch["label"]
 
     def train_step(self, model, batch):
-        hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
-        logits, labels = self.mlm_at(model, hidden, batch["labels"])
-        if labels.numel() == 0:  # a batch of only out-of-vocabulary answers: no signal
-            return hidden.sum() * 0, {"ac": 0.0}
-        return self.ce(logits, labels), {"ac": (logits.argmax(-1) == labels).float().mean()}
+        if self.fib:  # every [MASK] of the sentence is labelled with the answer
+            hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
+            logits, labels = self.mlm_at(model, hidden, batch["labels"])
+        else:  # one [MASK] per question: the logits there, out-of-vocabulary answers (label -1) ignored
+            logits, labels = self.logits(model, batch)
+        valid = labels >= 0  # none valid (only out-of-vocabulary answers): no signal, loss 0
+        acc = ((logits.argmax(-1) == labels) & valid).sum() / valid.sum().clamp(min=1)
+        return self.ce_valid(logits, labels), {"ac": acc}
 
     def eval_step(self, model, batch):
         logits, label = self.logits(model, batch)
@@ -147,9 +150,7 @@ class QAOpenEndedTS(QAOpenEnded):
 
     def train_step(self, model, batch):
         logits, label = self.logits(model, batch)
-        valid = label >= 0
-        loss = self.ce(logits[valid], label[valid]) if valid.any() else logits.sum() * 0
-        return loss, {"ac": (logits.argmax(-1) == label).float().mean()}
+        return self.ce_valid(logits, label), {"ac": (logits.argmax(-1) == label).float().mean()}
 
     def class_name(self, c):
         return self.label2ans.get(c, c) if self.label2ans else c

@@ -214,7 +214,7 @@ def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
     with torch.no_grad():
         for j, v in enumerate(videos):
             fields = t.store.frame_strings(v)
-            clips = [t.store.tf_eval(t.store.frames(v, fields=fields, start=s), None) for s in range(3)]
+            clips = [t.store.sampler.tf_eval(t.store.frames(v, fields=fields, start=s), None) for s in range(3)]
             feats = [model.encode_video(c[None]) for c in clips]
             f = torch.stack([x[0] for x in feats]).mean(0)
             col = t.pair_scores(model, f.expand(len(items), -1, -1), feats[0][1].expand(len(items), -1),
