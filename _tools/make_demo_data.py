@@ -368,7 +368,7 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
     cdir = out / "demo_cap"
     for s in splits:
         vids = by_split[s]
-        caps = {v: [cap0[v], cap1[v]] if s == "train" else [cap0[v]] for v in vids}
+        caps = {v: [cap0[v], cap1[v]] for v in vids}  # two paraphrases: training samples / references
         write_tsv(cdir / f"{s}.img.tsv", ([v, json.dumps({"num_frames": sample})] + store.row_by_key(v)[1:]
                                           for v in vids))
         write_tsv(cdir / f"{s}.caption.tsv", ([v, json.dumps([{"caption": c} for c in caps[v]])] for v in vids))

@@ -66,6 +66,8 @@ class MultiTask(Task):
             try:
                 sub = for_task(cfg, entry)
                 sub.type = family
+                if family == "captioning":
+                    sub.head = "mlm"  # the original's multi-head model keeps MLM captioning
                 member = task_class(family, sub)(sub, tokenizer, build_data)
             except ConfigError as e:
                 raise ConfigError(f"datasets[{i}] ({name}): {e}") from None

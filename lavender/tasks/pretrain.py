@@ -113,12 +113,8 @@ class Pretrain(Task):
         then the VTM [MASK] appended after the padding (never an MTM target)."""
         ids = self.ids
         cap = captions[0] if isinstance(captions, list) and captions else (captions or "")
-        txt = self.encode_base(str(cap), self.cfg.size_txt)
-        special = {ids["cls"], ids["sep"], ids["pad"], ids["mask"]}
-        label = [-1] * len(txt)
-        for k, t in enumerate(txt):
-            if t not in special and rng.random() < self.cfg.p_mask:
-                txt[k], label[k] = ids["mask"], t
+        txt, label = self.mask_tokens(self.encode_base(str(cap), self.cfg.size_txt), rng,
+                                      keep={ids["cls"], ids["sep"], ids["pad"], ids["mask"]})
         txt = torch.tensor(txt + [ids["mask"]])
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "label": torch.tensor(label + [-1])}
 
