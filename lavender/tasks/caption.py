@@ -1,8 +1,8 @@
 """Video captioning (MSRVTT, MSVD; SPEC §2.12, §5.7) as masked language modelling with a seq2seq mask.
 
 Data: SwinBERT's layout, one yaml per split (`train_yaml`, `val_yaml`, `test_yaml`, relative to
-`data_dir`; `lavender.data.caption_data`). A split without a yaml is not evaluated; a yaml that is named
-but missing is an error.
+`data_dir`; `lavender.data.caption_data`), frames read with SwinBERT's column rule unless `frame_column`
+is set. A split without a yaml is not evaluated; a yaml that is named but missing is an error.
 
 Training: the caption is base-encoded to `size_txt`; each token other than [CLS]/[PAD] is replaced by
 [MASK] with probability `p_mask`, drawn from the example's own RNG (reproducible, resumable); the label
@@ -101,7 +101,7 @@ def check_config(cfg):
 class Captioning(Task):
     """LAVENDER captioning: masked caption tokens predicted under the seq2seq mask; MLM decoding."""
 
-    main_metric = "CIDEr"     # not bounded by 1, but usually below it (multi-task averages main metrics)
+    main_metric = "CIDEr"     # not bounded by 1 (multi-task averages the tasks' main metrics as they are)
     pretext_name = "cap"
 
     def __init__(self, cfg, tokenizer, build_data=True):
@@ -237,4 +237,3 @@ def blind_baseline(train, split, meteor=True):
     (CaptionSplit objects), scored like the model. Returns (caption, metrics)."""
     caption = most_frequent_caption([s["caption"] for s in train.samples])
     return caption, caption_metrics(split_references(split), {k: caption for k in split.keys}, meteor=meteor)
-
