@@ -369,7 +369,7 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
     cdir = out / "demo_cap"
     for s in splits:
         vids = by_split[s]
-        caps = {v: [cap0[v], cap1[v]] if s == "train" else [cap0[v]] for v in vids}
+        caps = {v: [cap0[v], cap1[v]] for v in vids}  # two paraphrases: training samples / references
         write_tsv(cdir / f"{s}.img.tsv", ([v, json.dumps({"num_frames": sample})] + store.row_by_key(v)[1:]
                                           for v in vids))
         write_tsv(cdir / f"{s}.caption.tsv", ([v, json.dumps([{"caption": c} for c in caps[v]])] for v in vids))
@@ -409,6 +409,8 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
              f"{[len(ret[s]) for s in splits]} ({n_unique} unique test captions)",
              vocab_msg, "", "Baselines on the test split (answer prior from train, video ignored):"]
     lines += [f"  {k}: {100 * v:.1f}%" for k, v in baselines.items()]
+    lines += ["  captioning (most frequent training caption for every video, COCO metrics): "
+              "python _tools/caption_baseline.py --config _args/args_demo-cap.json"]
     lines += ["", "See _datasets/README.md for the file formats."]
     with atomic_write(out / "README.txt", "w") as f:
         f.write("\n".join(lines) + "\n")

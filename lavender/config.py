@@ -62,6 +62,9 @@ DEFAULTS = {
     "image_datasets": [],          # pretraining: extra dataset names read as images (size_frame 1)
     "mc_mode": "auto",             # multiple choice: "digit" (TGIF), "truefalse" (MSRVTT/LSMDC-MC) or auto
     "task_sampling": "uniform",    # multi-task: which task a step serves, "uniform" (original) or "proportional"
+    "drop_worst_after": 0,         # captioning loss: drop_worst_ratio applies after this many training batches
+                                   # (SwinBERT's CaptioningLoss key, which the original never read)
+    "caption_meteor": True,        # captioning evaluation: compute METEOR (a Java run of ~10-40 s per split)
     "log_level": "info",
 }
 

@@ -22,8 +22,10 @@ BENCHMARKS = {  # config -> (script, annotation kind)
 
 
 def _run_script(script, argv):
-    old = sys.argv
+    """Run an entry script from the repository root (the configs' relative paths), as from a shell."""
+    old, cwd = sys.argv, os.getcwd()
     sys.argv = [script] + argv
+    os.chdir(REPO_ROOT)
     try:
         runpy.run_path(os.path.join(REPO_ROOT, script), run_name="__main__")
     except SystemExit as e:  # a script's exit status: 0 is success
@@ -31,6 +33,7 @@ def _run_script(script, argv):
             raise
     finally:
         sys.argv = old
+        os.chdir(cwd)
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
@@ -41,17 +44,25 @@ def test_benchmark_config_runs_one_step(name, tmp_path):
     argv = ["--config", f"_args/args_{name}.json"] + tiny_overrides(world, tmp_path / "out")
     if cfg["size_epoch"]:
         argv += ["--size_epoch", "1"]
-    cwd = os.getcwd()
-    os.chdir(REPO_ROOT)
-    try:
-        _run_script(script, argv)
-    finally:
-        os.chdir(cwd)
+    _run_script(script, argv)
     run_dir = [d for d in os.listdir(tmp_path / "out") if d.startswith(f"_{cfg['task']}_")][0]
     log = json.load(open(tmp_path / "out" / run_dir / "log.json"))
     assert any(k.endswith("_vl") for k in log), log
     if cfg["size_epoch"]:
         assert "ls_tr" in log
+
+
+@pytest.mark.parametrize("name", ["msrvtt-cap", "msvd-cap", "msrvtt-cap_debug"])
+def test_caption_config_runs_one_step(name, tmp_path):
+    cfg = json.load(open(os.path.join(REPO_ROOT, "_args", f"args_{name}.json")))
+    folder = os.path.dirname(cfg["train_yaml"])  # MSRVTT-v2/train_32frames.yaml ... relative to data_dir
+    world = make_color_world(str(tmp_path / "data"), n_videos=8, tasks={folder: "cap"}, cap_stem="{split}_32frames")
+    argv = ["--config", f"_args/args_{name}.json", "--size_epoch", "1", "--caption_meteor", "false"]
+    _run_script("main_caption.py", argv + tiny_overrides(world, tmp_path / "out"))
+    run_dir = tmp_path / "out" / [d for d in os.listdir(tmp_path / "out") if d.startswith(f"_{cfg['task']}_")][0]
+    log = json.load(open(run_dir / "log.json"))
+    assert "ls_tr" in log and "CIDEr_vl" in log and ("CIDEr_ts" in log) == ("test_yaml" in cfg)  # debug: no test
+    assert (run_dir / "caption_predictions" / f"ep1_pred.{folder}.val_32frames.max20.tsv").exists()
 
 
 @pytest.mark.parametrize("name", ["pretrain_webvid", "pretrain_webvid_cc"])
@@ -69,12 +80,7 @@ def test_pretrain_config_runs_one_step(name, tmp_path):
             json.dump(caps, f)
     argv = ["--config", f"_args/args_{name}.json", "--size_part", "2", "--size_epoch", "1"]
     argv += tiny_overrides(world, tmp_path / "out")
-    cwd = os.getcwd()
-    os.chdir(REPO_ROOT)
-    try:
-        _run_script("main_pretrain_mlm.py", argv)
-    finally:
-        os.chdir(cwd)
+    _run_script("main_pretrain_mlm.py", argv)
     run_dir = [d for d in os.listdir(tmp_path / "out") if d.startswith("_pretrain_")][0]
     log = json.load(open(tmp_path / "out" / run_dir / "log.json"))
     assert {f"ac_vtm_{ds}_vl" for ds in cfg["dataset"]} <= set(log) and "ls_tr" in log
@@ -91,12 +97,7 @@ def test_eval_retrieval_script(tmp_path):
     cfg = load_config([os.path.join(REPO_ROOT, a) if a.startswith("_args") else a for a in argv])
     ckpt = tmp_path / "ckpt.pt"
     torch.save(create_model(cfg).state_dict(), ckpt)
-    cwd = os.getcwd()
-    os.chdir(REPO_ROOT)
-    try:
-        _run_script("eval_retrieval_tsv.py", argv + ["--path_ckpt", str(ckpt)])
-    finally:
-        os.chdir(cwd)
+    _run_script("eval_retrieval_tsv.py", argv + ["--path_ckpt", str(ckpt)])
     out = [d for d in os.listdir(tmp_path / "out") if "_eval_" in d][0]
     res = json.load(open(tmp_path / "out" / out / "metrics.json"))
     assert res["test"]["n_text"] == 2 and res["test"]["n_video"] == 2

@@ -48,14 +48,16 @@ def write_video(path, frames, fps=10, codec="mpeg4"):
     return path
 
 
-KINDS = ("qa", "fib", "qamc", "mc", "retrieval")
+KINDS = ("qa", "fib", "qamc", "mc", "retrieval", "cap")
 
 
-def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny", tasks=None):
+def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny", tasks=None, cap_stem="{split}"):
     """img_{dataset}.tsv (+lineidx, id2lineidx) and one annotation json per task.
 
-    `tasks` maps task name -> kind (qa, fib, qamc, mc, retrieval); by default `tiny-{kind}` for each kind.
+    `tasks` maps task name -> kind (qa, fib, qamc, mc, retrieval, cap); by default `tiny-{kind}` for each kind.
     The answer is always the colour of the shape, so only a model that looks at the frames can get it.
+    `cap` writes captioning data in SwinBERT's layout under `{root}/{name}/`: `{cap_stem}.yaml` and its files
+    per split (e.g. cap_stem "{split}_32frames" for the original configs' MSRVTT-v2/train_32frames.yaml).
     """
     rng = random.Random(seed)
     os.makedirs(root, exist_ok=True)
@@ -86,12 +88,32 @@ def make_color_world(root, n_videos=24, n_frames=3, seed=0, dataset="tiny", task
         return {"video": v[0], "caption": f"a {v[1]} {v[2]} moves right"}
 
     for name, kind in (tasks or {f"tiny-{k}": k for k in KINDS}).items():
+        if kind == "cap":
+            write_caption_splits(os.path.join(root, name), split, dict(zip([v[0] for v in vids], rows)), cap_stem)
+            continue
         d = {s: [item(kind, v) for v in vs] for s, vs in split.items()}
         if kind == "fib":
             d["ans2label"] = ans2label
         with open(os.path.join(root, f"txt_{name}.json"), "w") as f:
             json.dump(d, f)
     return root
+
+
+def write_caption_splits(folder, split, rows, stem="{split}"):
+    """SwinBERT-layout captioning data: per split `{stem}.yaml`, an img TSV (key, field, frames), a caption
+    TSV and a COCO-format json; the caption `a {colour} {shape} moves right` needs the frames."""
+    os.makedirs(folder, exist_ok=True)
+    for split_name, vs in split.items():
+        s = stem.format(split=split_name)
+        write_tsv(os.path.join(folder, f"{s}.img.tsv"), ([v[0], json.dumps({"num_frames": len(rows[v[0]]) - 1})]
+                                                         + rows[v[0]][1:] for v in vs))
+        caps = {v[0]: f"a {v[1]} {v[2]} moves right" for v in vs}
+        write_tsv(os.path.join(folder, f"{s}.caption.tsv"), ([k, json.dumps([{"caption": c}])] for k, c in caps.items()))
+        with open(os.path.join(folder, f"{s}.caption_coco_format.json"), "w") as f:
+            json.dump({"images": [{"id": k} for k in caps],
+                       "annotations": [{"image_id": k, "caption": c, "id": i} for i, (k, c) in enumerate(caps.items())]}, f)
+        with open(os.path.join(folder, f"{s}.yaml"), "w") as f:
+            f.write(f"img: {s}.img.tsv\ncaption: {s}.caption.tsv\ncaption_coco_format: {s}.caption_coco_format.json\n")
 
 
 WORDS = ("what color is the shape a moves right option circle square purple " + " ".join(COLORS)).split()

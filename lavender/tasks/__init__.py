@@ -27,7 +27,11 @@ def task_class(family, cfg):
         from .multi_task import MultiTask
         return MultiTask
     if family == "captioning":
-        raise ConfigError("the captioning task family is not built yet")
+        if ts:
+            raise ConfigError("captioning has only the MLM head (the original has no task-specific captioner); "
+                              "use head mlm")
+        from .caption import Captioning
+        return Captioning
     raise ConfigError(f"unknown task type {family!r}; known: {', '.join(FAMILIES)}")
 
 

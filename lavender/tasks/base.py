@@ -160,6 +160,17 @@ class Task:
         ids = [self.ids["cls"]] + self.tokens(text)[: length - 2] + [self.ids["sep"]]
         return ids + [self.ids["pad"]] * (length - len(ids))
 
+    def mask_tokens(self, ids, rng, keep, p=None):
+        """Each token of `ids` not in `keep` replaced by [MASK] with probability `p` (default `p_mask`), drawn from
+        `rng` (the example's own RNG: reproducible and resumable). Returns (ids, labels): labels hold
+        the original id at masked positions and -1 elsewhere."""
+        p = self.cfg.p_mask if p is None else p
+        ids, labels = list(ids), [-1] * len(ids)
+        for k, t in enumerate(ids):
+            if t not in keep and rng.random() < p:
+                ids[k], labels[k] = self.ids["mask"], t
+        return ids, labels
+
     def single_token(self, word):
         """Id of `word` if it is exactly one in-vocabulary WordPiece, else -1."""
         toks = self.tokens(str(word))
@@ -178,15 +189,16 @@ class Task:
             return model.pretext(batch_size, task_token=c.task_token or name or self.task_token)
         return None
 
-    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None):
+    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None, attn="full"):
         """Text-part hidden states of the fusion encoder, pretext positions dropped. Precomputed
-        video features / text embeddings may be passed to avoid recomputing them per pair."""
+        video features / text embeddings may be passed to avoid recomputing them per pair; `attn` is
+        the attention mask ("full", or "seq2seq" for captioning)."""
         if feat_img is None:
             feat_img, mask_img = model.encode_video(img)
         if feat_txt is None:
             feat_txt = model.embed_text(txt, mask)
         pre = self.pretext(model, mask.shape[0])
-        hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre)
+        hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre, attn=attn)
         return hidden[:, hidden.shape[1] - mask.shape[1]:]
 
     @staticmethod

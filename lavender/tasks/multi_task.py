@@ -68,6 +68,8 @@ class MultiTask(Task):
             try:
                 sub = for_task(cfg, entry)
                 sub.type = family
+                if family == "captioning":
+                    sub.head = "mlm"  # the original's multi-head model keeps MLM captioning
                 cls = task_class(family, sub)
                 check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
                 member = cls(sub, tokenizer, build_data)

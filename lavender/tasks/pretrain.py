@@ -139,13 +139,9 @@ class Pretrain(Task):
         its id; only when MTM is an objective), then the VTM [MASK] appended after the padding (never an MTM
         target)."""
         ids = self.ids
-        txt = self.encode_base(captions[0], self.cfg.size_txt)
-        special = {ids["cls"], ids["sep"], ids["pad"], ids["mask"]}
-        label = [-1] * len(txt)
         p_mask = self.cfg.p_mask if "mtm" in self.objectives else 0.0
-        for k, t in enumerate(txt):
-            if t not in special and rng.random() < p_mask:
-                txt[k], label[k] = ids["mask"], t
+        txt, label = self.mask_tokens(self.encode_base(captions[0], self.cfg.size_txt), rng,
+                                      keep={ids["cls"], ids["sep"], ids["pad"], ids["mask"]}, p=p_mask)
         txt = torch.tensor(txt + [ids["mask"]])
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "label": torch.tensor(label + [-1])}
 

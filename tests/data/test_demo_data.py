@@ -91,7 +91,7 @@ def test_captioning_splits_load(demo):
     seen = set()
     for split in ("train", "val", "test"):
         s = load_caption_split(f"demo_cap/{split}.yaml", data_dir=out, size_frame=4, size_img=32)
-        per_video = 2 if split == "train" else 1  # two paraphrases per training video
+        per_video = 2  # two paraphrases per video: training samples, references for val/test
         assert len(s.samples) == per_video * len(s.keys) and all(len(v) == per_video for v in s.references.values())
         assert load_coco_references(s.coco_gt) == s.references
         assert s.store.clip(s.keys[0], train=split == "train").shape == (4, 3, 32, 32)

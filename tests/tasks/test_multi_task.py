@@ -24,6 +24,8 @@ ENTRIES = [
     {"type": "qamc", "task": "tiny-qamc", "size_txt": 40},
     {"type": "qamc", "task": "tiny-mc", "mc_mode": "truefalse"},
     {"type": "retrieval", "task": "tiny-retrieval"},
+    {"type": "captioning", "task": "tiny-cap", "train_yaml": "tiny-cap/train.yaml", "val_yaml": "tiny-cap/val.yaml",
+     "test_yaml": "tiny-cap/test.yaml", "max_gen_length": 8, "caption_meteor": False},
 ]
 
 
@@ -52,16 +54,18 @@ def test_every_family_in_one_run_through_the_script(world, tmp_path):
         sys.argv = old
     run_dir = _only_run_dir(tmp_path)
     log = json.load(open(os.path.join(run_dir, "log.json")))
-    for key in ("tiny-qa_ac_1", "tiny-fib_ac_1", "tiny-qamc_ac", "tiny-mc_ac", "tiny-retrieval_r@1", "mean"):
+    for key in ("tiny-qa_ac_1", "tiny-fib_ac_1", "tiny-qamc_ac", "tiny-mc_ac", "tiny-retrieval_r@1", "tiny-cap_CIDEr",
+                "mean"):
         assert key + "_vl" in log and key + "_ts" in log, key
     assert 0 <= log["mean_vl"][0] <= 1 and "ls_tr" in log
     best = json.load(open(os.path.join(run_dir, "best.json")))
-    assert set(best) == {"", "tiny-qa", "tiny-fib", "tiny-qamc", "tiny-mc", "tiny-retrieval"}
+    assert set(best) == {"", "tiny-qa", "tiny-fib", "tiny-qamc", "tiny-mc", "tiny-retrieval", "tiny-cap"}
     assert best[""]["epoch"] == 1 and os.path.exists(os.path.join(run_dir, "ckpt_violet_tiny-multi_best.pt"))
-    # each task writes its own files into its own sub-folder (retrieval's score matrix)
+    # each task writes its own files into its own sub-folder (retrieval's score matrix, the caption predictions)
     assert os.path.exists(os.path.join(run_dir, "tiny-retrieval", "scores_val.npy"))
+    assert os.path.exists(os.path.join(run_dir, "tiny-cap", "caption_predictions", "ep1_pred.tiny-cap.test.max8.tsv"))
     preds = json.load(open(os.path.join(run_dir, "predictions_val.json")))["predictions"]
-    assert {"tiny-qa", "tiny-fib", "tiny-qamc", "tiny-mc"} <= set(preds)
+    assert {"tiny-qa", "tiny-fib", "tiny-qamc", "tiny-mc", "tiny-cap"} <= set(preds)
 
 
 def test_multi_head_baseline_builds_the_original_heads(world, tmp_path):
@@ -71,8 +75,9 @@ def test_multi_head_baseline_builds_the_original_heads(world, tmp_path):
     assert "tiny-qamc_ac_vl" in log
     sd = torch.load(os.path.join(_only_run_dir(tmp_path), "ckpt_violet_tiny-multi_1.pt"), weights_only=True)
     heads = {k.split(".")[0] for k in sd if k.startswith("fc")}
-    # retrieval and the true/false MC share `fc` (one score per pair); the others get their own
-    assert heads == {"fc", "fc_qaoe_tiny_qa_ts", "fc_qaoe_tiny_fib", "fc_qamc_tiny_qamc"}
+    # retrieval and the true/false MC share `fc` (one score per pair); the others get their own, except
+    # captioning, which keeps the MLM head as in the original
+    assert heads == {"fc", "fc_qaoe_tiny_qa_ts", "fc_qaoe_tiny_fib", "fc_qamc_tiny_qamc", "fc_mtm"}
     assert sd["fc_qamc_tiny_qamc.3.weight"].shape[0] == 5 and sd["fc.3.weight"].shape[0] == 1
 
 
@@ -90,6 +95,7 @@ def test_killed_multi_task_run_resumes_to_the_same_result(world, tmp_path, monke
     resumed = run("multi-task", argv + ["--resume", "latest"])
     assert resumed["ls_tr"] == pytest.approx(full["ls_tr"], abs=1e-6)
     assert resumed["tiny-qa_ls_tr"] == pytest.approx(full["tiny-qa_ls_tr"], abs=1e-6)
+    assert resumed["tiny-cap_ls_tr"] == pytest.approx(full["tiny-cap_ls_tr"], abs=1e-6)  # same caption masks
     assert resumed["mean_vl"] == full["mean_vl"]
     a = torch.load(os.path.join(_only_run_dir(tmp_path / "a"), "ckpt_violet_tiny-multi_2.pt"), weights_only=True)
     b = torch.load(os.path.join(_only_run_dir(tmp_path / "b"), "ckpt_violet_tiny-multi_2.pt"), weights_only=True)

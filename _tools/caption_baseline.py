@@ -1,0 +1,43 @@
+"""The video-blind captioning baseline of a config: the most frequent training caption predicted for every
+video of a split, scored with the metrics and references `main_caption.py` uses.
+
+    python _tools/caption_baseline.py --config _args/args_demo-cap.json [--split test] [--caption_meteor false]
+
+Any config key may be overridden as for the main scripts (e.g. `--data_dir`). Prints one JSON line:
+{"split", "caption", "n_videos", "metrics"}.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lavender.config import ConfigError, load_config  # noqa: E402
+from lavender.data.caption_data import load_caption_split  # noqa: E402
+from lavender.data.errors import DataError  # noqa: E402
+from lavender.tasks.caption import blind_baseline  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--split", default="test", choices=("val", "test"))
+    known, rest = ap.parse_known_args(argv)
+    try:
+        cfg = load_config(rest)
+        yamls = {"train": cfg.train_yaml, known.split: cfg.get(f"{known.split}_yaml")}
+        missing = [f"{s}_yaml" for s, y in yamls.items() if not y]
+        if missing:
+            raise ConfigError(f"{cfg.config}: needs {' and '.join(missing)}")
+        col = "swinbert" if cfg.frame_column == "auto" else cfg.frame_column
+        train, split = (load_caption_split(yamls[s], cfg.data_dir, cfg.size_frame, cfg.size_img, frame_column=col)
+                        for s in ("train", known.split))
+        caption, metrics = blind_baseline(train, split, meteor=cfg.caption_meteor)
+    except (ConfigError, DataError) as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps({"split": known.split, "caption": caption, "n_videos": len(split.keys), "metrics": metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
