@@ -14,9 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.config import ConfigError, load_config  # noqa: E402
-from lavender.data.caption_data import load_caption_split  # noqa: E402
 from lavender.data.errors import DataError  # noqa: E402
-from lavender.tasks.caption import blind_baseline  # noqa: E402
+from lavender.tasks.caption import blind_baseline, load_split  # noqa: E402
 
 
 def main(argv=None):
@@ -29,9 +28,7 @@ def main(argv=None):
         missing = [f"{s}_yaml" for s, y in yamls.items() if not y]
         if missing:
             raise ConfigError(f"{cfg.config}: needs {' and '.join(missing)}")
-        col = "swinbert" if cfg.frame_column == "auto" else cfg.frame_column
-        train, split = (load_caption_split(yamls[s], cfg.data_dir, cfg.size_frame, cfg.size_img, frame_column=col)
-                        for s in ("train", known.split))
+        train, split = (load_split(cfg, yamls[s]) for s in ("train", known.split))
         caption, metrics = blind_baseline(train, split, meteor=cfg.caption_meteor)
     except (ConfigError, DataError) as e:
         sys.exit(f"error: {e}")

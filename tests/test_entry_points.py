@@ -65,6 +65,31 @@ def test_caption_config_runs_one_step(name, tmp_path):
     assert (run_dir / "caption_predictions" / f"ep1_pred.{folder}.val_32frames.max20.tsv").exists()
 
 
+KINDS = {"retrieval": "retrieval", "qaoe": "qa", "qamc": "qamc", "captioning": "cap"}
+
+
+@pytest.mark.parametrize("name", ["multi-task_all", "multi-task_ablate"])
+def test_multi_task_config_runs_one_step(name, tmp_path):
+    """Every entry's task on demo-shaped data (each dataset's frame store; captioning in SwinBERT's layout);
+    the command line's data_dir and sizes apply to every entry, as documented."""
+    cfg = json.load(open(os.path.join(REPO_ROOT, "_args", f"args_{name}.json")))
+    data = str(tmp_path / "data")
+    by_dataset = {}
+    for e in cfg["datasets"]:
+        kind = "fib" if e["task"].endswith("fib") else "mc" if e["task"].endswith("-mc") else KINDS[e["type"]]
+        name_ = os.path.dirname(e["train_yaml"]) if kind == "cap" else e["task"]
+        by_dataset.setdefault(e.get("dataset", "cap"), {})[name_] = kind
+    for dataset, tasks in by_dataset.items():
+        make_color_world(data, n_videos=8, dataset=dataset, tasks=tasks, cap_stem="{split}_32frames")
+    argv = ["--config", f"_args/args_{name}.json", "--size_epoch", "1", "--caption_meteor", "false"]
+    _run_script("main_multi_task_mlm.py", argv + tiny_overrides(data, tmp_path / "out"))
+    run_dir = [d for d in os.listdir(tmp_path / "out") if d.startswith(f"_{cfg['task']}_")][0]
+    log = json.load(open(tmp_path / "out" / run_dir / "log.json"))
+    for e in cfg["datasets"]:
+        assert any(k.startswith(e["task"] + "_") and k.endswith("_vl") for k in log), e["task"]
+    assert "ls_tr" in log and "mean_vl" in log
+
+
 @pytest.mark.parametrize("name", ["pretrain_webvid", "pretrain_webvid_cc"])
 def test_pretrain_config_runs_one_step(name, tmp_path):
     sys.path.insert(0, os.path.join(REPO_ROOT, "_tools"))

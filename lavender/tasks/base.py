@@ -79,7 +79,7 @@ class Task:
     """Base class: builds datasets from `{data_dir}/img_{dataset}.tsv` + `txt_{task}.json`."""
 
     main_metric = "ac"        # the metric of `summarize` whose val value picks the best checkpoint
-    main_scale = 1.0          # main_metric / main_scale is in [0, 1] (multi-task averages them)
+    main_scale = 1.0          # multi-task averages main_metric / main_scale (accuracy-like: 0-1)
     prompt_name = "vtm"       # key of PROMPTS (enable_prompt; SPEC §2.8)
     task_token = "vtm"        # row of the model's task-token table (enable_task_token; SPEC §2.8)
     head_name = "fc"          # task-specific baselines: the model's MLP head they use

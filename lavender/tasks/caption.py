@@ -95,10 +95,17 @@ def check_config(cfg):
                           f"eval_splits has {other}")
 
 
+def load_split(cfg, yaml):
+    """One split of a config's captioning data (frames by SwinBERT's column rule unless `frame_column` is set)."""
+    column = "swinbert" if cfg.frame_column == "auto" else cfg.frame_column
+    return load_caption_split(yaml, cfg.data_dir, cfg.size_frame, cfg.size_img, cfg.img_transform,
+                              frame_column=column, skip_bad=cfg.skip_bad)
+
+
 class Captioning(Task):
     """LAVENDER captioning: masked caption tokens predicted under the seq2seq mask; MLM decoding."""
 
-    main_metric = "CIDEr"     # not bounded by 1 (multi-task averages the tasks' main metrics as they are)
+    main_metric = "CIDEr"     # not bounded by 1: multi-task averages it as it is (typically 0-2)
     prompt_name = task_token = "cap"
 
     def __init__(self, cfg, tokenizer, build_data=True):
@@ -111,7 +118,6 @@ class Captioning(Task):
     # ------------------------------------------------------------------ data
     def build_datasets(self):
         c = self.cfg
-        frame_column = "swinbert" if c.frame_column == "auto" else c.frame_column
         wanted = (["train"] if c.size_epoch > 0 else []) + [s for s in EVAL_SPLITS if s in c.eval_splits]
         yamls = {"train": c.train_yaml, "val": c.val_yaml, "test": c.test_yaml}
         for split in wanted:
@@ -121,8 +127,7 @@ class Captioning(Task):
                     raise ConfigError(f"{c.config}: captioning training needs train_yaml (or size_epoch 0)")
                 log.info("captioning %s: no %s_yaml, %s is not evaluated", c.task, split, split)
                 continue
-            data = load_caption_split(yaml, c.data_dir, c.size_frame, c.size_img, c.img_transform,
-                                      frame_column=frame_column, skip_bad=c.skip_bad)
+            data = load_split(c, yaml)
             self.splits[split] = data
             if split == "train":
                 items = self.subsample(data.samples)
