@@ -4,12 +4,13 @@ Each entry of the config's `datasets` is a task of a known family (`type`: retri
 captioning) whose keys override the global ones (keys given on the command line override the
 entries). With `head: mlm` all tasks share the MLM head (LAVENDER); with `head: task_specific` each
 task gets its original baseline head on the shared backbone (`main_multi_task_multi_head.py`:
-`fc` for retrieval and true/false MC such as LSMDC-MC, `fc_{type}_{task}` for the others; captioning keeps the MLM head).
+`fc` for retrieval and true/false MC such as LSMDC-MC, `fc_{type}_{task}` for the others; captioning
+keeps the MLM head).
 
 Each training step serves one task, drawn uniformly (the original) or in proportion to the tasks'
 train sizes (`task_sampling`); an epoch has as many steps as all tasks have batches. After each
 epoch every task's val/test is evaluated; `log.json` holds `{task}_{metric}_{vl|ts}` and `mean`
-(the mean of the tasks' main metrics on a 0-1 scale), which picks `*_best.pt`; `best.json` records
+(the mean of the tasks' main metrics / main_scale: accuracy, R@1 / 100, CIDEr), which picks `*_best.pt`; `best.json` records
 the best epoch of every task.
 """
 import dataclasses
