@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lavender.cli import main_guard  # noqa: E402
 from lavender.config import ConfigError, load_config  # noqa: E402
-from lavender.data.errors import DataError  # noqa: E402
 from lavender.tasks.caption import blind_baseline, load_split  # noqa: E402
 
 
@@ -22,19 +22,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--split", default="test", choices=("val", "test"))
     known, rest = ap.parse_known_args(argv)
-    try:
-        cfg = load_config(rest)
-        yamls = {"train": cfg.train_yaml, known.split: cfg.get(f"{known.split}_yaml")}
-        missing = [f"{s}_yaml" for s, y in yamls.items() if not y]
-        if missing:
-            raise ConfigError(f"{cfg.config}: needs {' and '.join(missing)}")
-        train, split = (load_split(cfg, yamls[s]) for s in ("train", known.split))
-        caption, metrics = blind_baseline(train, split, meteor=cfg.caption_meteor)
-    except (ConfigError, DataError) as e:
-        sys.exit(f"error: {e}")
+    cfg = load_config(rest)
+    yamls = {"train": cfg.train_yaml, known.split: cfg.val_yaml if known.split == "val" else cfg.test_yaml}
+    missing = [f"{s}_yaml" for s, y in yamls.items() if not y]
+    if missing:
+        raise ConfigError(f"{cfg.config}: needs {' and '.join(missing)}")
+    train, split = (load_split(cfg, yamls[s]) for s in ("train", known.split))
+    caption, metrics = blind_baseline(train, split, meteor=cfg.caption_meteor)
     print(json.dumps({"split": known.split, "caption": caption, "n_videos": len(split.keys), "metrics": metrics}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard(main))
