@@ -36,6 +36,7 @@ from .models.lavender import build_model
 from .paths import resolve_bert_dir
 from .tasks import build_task
 from .tasks.base import Task
+from .tasks.caption import Captioning
 from .tasks.multi_task import baseline_head_name
 from .tasks.qa_mc import MCDigit, MCTrueFalseTS
 from .tasks.retrieval import score_columns
@@ -324,11 +325,11 @@ class Predictor:
         if not self.model.has_mlm:
             raise ConfigError("captions are decoded with the MLM head; this checkpoint has a task-specific head")
         settings = GenerationConfig.from_config(self.cfg)
-        base = Task(self.cfg, self.tok, build_data=False)  # only the "cap" task token / prompt is needed
+        base = Task(self.cfg, self.tok, build_data=False)  # only captioning's task token / prompt is needed
         out = []
         with self._run():
             for idx, img in self.batches(videos, batch_size):
-                pre = base.pretext(self.model, len(idx), "cap")
+                pre = base.pretext(self.model, len(idx), Captioning.task_token)
                 res = generate(self.model, img, base.ids, settings, pretext=pre)
                 out.extend(zip(decode_captions(self.tok, res.ids), res.scores.float().exp().tolist()))
         return out

@@ -41,9 +41,6 @@ class EpochLoader:
         if epoch != self.epoch:
             self.epoch, self.pos = epoch, 0
 
-    def remaining(self):
-        return self.n_batches - self.pos
-
     def __iter__(self):
         self.dataset.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, self.pos * self.batch_size)
@@ -88,9 +85,6 @@ class MetaLoader:
     def set_epoch(self, epoch):
         if epoch != self.epoch:
             self.epoch, self.pos = epoch, 0
-
-    def remaining(self):
-        return len(self) - self.pos
 
     def schedule(self, epoch=None):
         """Which member serves each step of `epoch` (a list of names)."""

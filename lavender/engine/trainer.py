@@ -11,7 +11,7 @@ import torch
 
 from ..fileio import atomic_json
 from . import dist as D
-from .checkpointing import CheckpointManager
+from .checkpointing import RESUME_FILE, CheckpointManager
 from .evaluation import SPLIT_TAGS, EpochLog, EvalContext, to_device
 from .logs import StepLog, fmt_metrics, progress
 from .optim import build_optimizer, build_scheduler
@@ -44,12 +44,15 @@ class RunningStats:
         self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (non-finite gradients)
 
     def add(self, loss, stats):
+        """Record a step's loss and stats; returns whether the loss is finite (a device tensor)."""
         loss = loss.detach().float()
-        self.losses.append(torch.where(torch.isfinite(loss), loss, torch.full_like(loss, float("nan"))))
+        finite = torch.isfinite(loss)
+        self.losses.append(torch.where(finite, loss, torch.full_like(loss, float("nan"))))
         for k, v in stats.items():
             v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v), device=loss.device)
             self.sums[k] = self.sums[k].to(v.device) + v if k in self.sums else v
             self.counts[k] = self.counts.get(k, 0) + 1
+        return finite
 
     def _mean(self, losses):
         return torch.stack([x.to(losses[-1].device) for x in losses]).nanmean().item() if losses else float("nan")
@@ -146,12 +149,11 @@ class Trainer:
                 # fp16: a non-finite loss gives non-finite gradients, and the loss scaler skips that step
                 # (as the original's DeepSpeed loss scaling did); counted in n_skipped_steps_tr
                 self.scaler.scale(loss / cfg.grad_accum).backward()
-            self.running.add(loss, stats)
-            step_bad = ~torch.isfinite(loss.detach())
+            step_bad = ~self.running.add(loss, stats)
             bad = step_bad if accum == 1 else bad | step_bad
             if last_micro:
-                # the one host sync of a step, after the backward pass has been queued; fp32/bf16 stop
-                # before a non-finite update reaches the weights
+                # fp32/bf16: the one host sync of a step, after the backward pass has been queued, to stop
+                # before a non-finite update reaches the weights (fp16: GradScaler.step checks instead)
                 if not self.scaler.is_enabled() and bool(bad):
                     self._stop_non_finite(loss, epoch, batch)
                 self._optimizer_step()
@@ -184,7 +186,7 @@ class Trainer:
             f"loss is {loss.item()} at epoch {epoch}, step {self.global_step} (batch {self.train_loader.pos} of "
             f"the epoch, lr {self.scheduler.get_last_lr()[0]:.3g}), videos {vids[:8]}"
             f"{f' (+{len(vids) - 8} more)' if len(vids) > 8 else ''}. The resume state is written "
-            f"({os.path.join(self.run_dir, 'resume.pt')}, continuing after this batch): lower --lr, or check these "
+            f"({os.path.join(self.run_dir, RESUME_FILE)}, continuing after this batch): lower --lr, or check these "
             f"videos, and continue with --resume latest; --precision fp16 would skip such steps")
 
     def _optimizer_step(self):

@@ -104,7 +104,7 @@ class _NaiveStepper:
 
     def logits(self, ids):
         txt = torch.cat([ids, torch.full_like(ids[:, :1], self.mask_id)], 1)
-        hidden = self.model.fuse(self.feat, self.mask, self.model.embed_text(txt), torch.ones_like(txt),
+        hidden = self.model.fuse(self.feat, self.mask, self.model.embed_text(txt, causal=True), torch.ones_like(txt),
                                  pretext=self.pre, attn="seq2seq")
         return self.model.mlm(hidden[:, -1])  # the [MASK] is the last text position
 
@@ -156,7 +156,7 @@ class _CachedStepper:
 
     def logits(self, ids):
         txt = torch.cat([ids, torch.full_like(ids[:, :1], self.mask_id)], 1)
-        h = self.model.embed_text(txt)[:, self.n_text:]  # absolute positions: slice after embedding
+        h = self.model.embed_text(txt, causal=True)[:, self.n_text:]  # absolute positions: slice after embedding
         N, n = h.shape[:2]
         L = self.keys[0].shape[2]
         # cached prefix: its 1-D mask; cached text: all visible (earlier); the new rows: causal

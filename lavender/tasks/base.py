@@ -84,6 +84,7 @@ class Task:
     task_token = "vtm"        # row of the model's task-token table (enable_task_token; SPEC §2.8)
     head_name = "fc"          # task-specific baselines: the model's MLP head they use
     reads = ("data_ratio",)   # the keys of lavender.config.TASK_KEYS this class honours
+    required_fields = ()      # annotation fields every item of this family needs (besides "video")
 
     def __init__(self, cfg, tokenizer, build_data=True):
         self.cfg, self.tok = cfg, tokenizer
@@ -126,8 +127,6 @@ class Task:
         for s in absent:
             log.info("%s has no %r split: not evaluated", path, s)
         return (["train"] if c.size_epoch > 0 else []) + have
-
-    required_fields = ()      # annotation fields every item of this family needs (besides "video")
 
     def missing_fields(self, item):
         """The fields `item` lacks for this task (empty: usable)."""
@@ -196,7 +195,7 @@ class Task:
         if feat_img is None:
             feat_img, mask_img = model.encode_video(img)
         if feat_txt is None:
-            feat_txt = model.embed_text(txt, mask)
+            feat_txt = model.embed_text(txt, mask, causal=attn == "seq2seq")
         pre = self.pretext(model, mask.shape[0])
         hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre, attn=attn)
         return hidden[:, hidden.shape[1] - mask.shape[1]:]

@@ -77,6 +77,15 @@ def test_cache_equals_naive_full_forward(model, img, kw):
     assert_same(run(model, img, **kw), run(model, img, use_cache=False, **kw))
 
 
+def test_text_encoder_is_causal_while_decoding():
+    """txt_backbone_embed_only false: the text's own encoder sees only earlier tokens, so the cached steps
+    equal the full forward (a bidirectional text encoder would change the cached rows at every step)."""
+    m = tiny_model(txt_backbone_embed_only=False)
+    with torch.no_grad():
+        feats = m.encode_video(video())
+        assert_same(run(m, feats), run(m, feats, use_cache=False))
+
+
 @pytest.mark.parametrize("kind", ["task_token", "prompt"])
 def test_pretext(model, img, kind):
     B = img[0].shape[0]
