@@ -357,8 +357,7 @@ def validate(cfg):
         raise ConfigError(f"retrieval_score must be 'prob' or 'ratio', got {cfg.retrieval_score!r}")
     if cfg.size_frame > cfg.max_size_frame:
         raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
-    if cfg.task_sampling not in ("uniform", "proportional"):
-        raise ConfigError(f"task_sampling must be 'uniform' or 'proportional', got {cfg.task_sampling!r}")
+    _choice(cfg, "task_sampling", ("uniform", "proportional"))
     for key in ("size_batch", "grad_accum", "size_frame", "size_img", "size_txt"):
         if isinstance(cfg[key], (int, float)) and cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")

@@ -44,8 +44,12 @@ class CaptionSplit:
     references: Dict[str, List[str]]    # key -> every caption of that video (metrics)
     keys: List[str]                     # one per video, caption-TSV order: what evaluation decodes
     coco_gt: Optional[str] = None       # COCO-format reference json, if the split has one
-    n_skipped: int = 0                  # samples/rows dropped with skip_bad
-    problems: List[str] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # what skip_bad dropped
+
+    @property
+    def n_skipped(self) -> int:
+        """Samples/rows dropped with skip_bad."""
+        return len(self.problems)
 
 
 def resolve_yaml(path, data_dir=None):
@@ -178,12 +182,11 @@ def load_caption_split(yaml_path, data_dir=None, size_frame=4, size_img=224, img
         if not skip_bad:
             raise DataError(msg)
         for where, reason in problems:
-            store.skip_reasons[where] = reason
-        store.n_skipped += len(problems)
+            store.skip(where, DataError(reason))
     kept = [(k, t) for k, t in rows if t is not None]
     samples = [{"video": rows[i][0], "caption": rows[i][1][j]} for i, j in pairs if rows[i][1] is not None]
     if not samples:
         raise DataError(f"{path}: no usable captioning samples (caption TSV {cap}"
                         + (f", linelist {linelist}" if linelist else "") + ")")
     return CaptionSplit(yaml=path, store=store, samples=samples, references=dict(kept), keys=[k for k, _ in kept],
-                        coco_gt=coco, n_skipped=len(problems), problems=[p for _, p in problems])
+                        coco_gt=coco, problems=[p for _, p in problems])
