@@ -1,0 +1,50 @@
+"""Host memory of CPU training (lavender/engine/host_memory.py): freed activations are reused without page
+faults in the next step, and the retained heap is bounded."""
+import platform
+import resource
+
+import pytest
+import torch
+
+from lavender.engine import host_memory
+from lavender.engine.host_memory import RetainedHeap, set_retain_freed_memory
+
+pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                                reason="mallopt is glibc's")
+
+MB = 2 ** 20
+
+
+def _step_faults():
+    """Page faults of a training-like step: tensors over glibc's 32 MB mmap threshold and smaller ones,
+    written, then all freed (161 MB: ~41k pages)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    acts = [torch.ones(n * MB // 4) for n in (48, 40, 8, 1, 64)]
+    del acts
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_freed_memory_is_reused_without_page_faults():
+    pages = 161 * MB // 4096
+    try:
+        assert set_retain_freed_memory(False)  # glibc's own steady state
+        faults = [_step_faults() for _ in range(4)]
+        assert faults[-1] > pages // 2, faults  # the large blocks are mapped afresh, zero-filled
+        heap = RetainedHeap()
+        assert heap.active
+        faults = [_step_faults() for _ in range(6)]
+        assert max(faults[-2:]) < pages // 40, faults  # after a few steps the heap has room for a step
+    finally:
+        set_retain_freed_memory(True)  # what CPU training in this process runs with anyway
+
+
+def test_retained_heap_is_trimmed_when_the_resident_set_grows(monkeypatch):
+    rss = iter([1.0, 1.1, 1.0, 1.2, 1.64, 1.0, 1.0, 1.0, 1.4, 1.6])  # GB after each step
+    monkeypatch.setattr(host_memory, "_resident_bytes", lambda: next(rss) * 1e9)
+    heap = RetainedHeap(slack=1.45, settle=3)
+    for _ in range(5):
+        heap.after_step()
+    assert heap.trims == 1  # base 1.1 GB (the first 3 steps), 1.64 > 1.45 x 1.1
+    for _ in range(5):
+        heap.after_step()
+    assert heap.trims == 2  # watched anew: base 1.0 GB, 1.4 stays under 1.45 x 1.0, 1.6 does not
