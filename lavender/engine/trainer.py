@@ -13,6 +13,7 @@ from ..fileio import atomic_json
 from . import dist as D
 from .checkpointing import RESUME_FILE, CheckpointManager
 from .evaluation import SPLIT_TAGS, EpochLog, EvalContext, to_device
+from .host_memory import RetainedHeap
 from .logs import StepLog, fmt_metrics, progress
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, resolve_precision
@@ -41,7 +42,7 @@ class RunningStats:
     def __init__(self, losses=(), sums=None, counts=None, skipped=0):
         self.losses = [torch.tensor(float(x)) for x in losses]
         self.sums, self.counts = {k: torch.tensor(float(v)) for k, v in (sums or {}).items()}, dict(counts or {})
-        self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (non-finite gradients)
+        self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (a device tensor until read)
 
     def add(self, loss, stats):
         """Record a step's loss and stats; returns whether the loss is finite (a device tensor)."""
@@ -69,7 +70,7 @@ class RunningStats:
 
     def state_dict(self):
         return {"losses": [x.item() for x in self.losses], "sums": {k: v.item() for k, v in self.sums.items()},
-                "counts": self.counts, "skipped": self.skipped}
+                "counts": self.counts, "skipped": int(self.skipped)}
 
 
 class Trainer:
@@ -90,6 +91,8 @@ class Trainer:
         self.epoch, self.global_step = 1, 0
         self.running = RunningStats()
         self.train_loader = None
+        # CPU: no page faults on every step's activations (see host_memory)
+        self.heap = RetainedHeap() if self.device.type == "cpu" else None
 
     # ------------------------------------------------------------------ main entry
     def fit(self):
@@ -174,7 +177,7 @@ class Trainer:
             pbar.close()
         metrics = self.running.epoch_metrics()
         if self.scaler.is_enabled():
-            metrics["n_skipped_steps_tr"] = self.running.skipped
+            metrics["n_skipped_steps_tr"] = int(self.running.skipped)
         log.info("epoch %d train: %s (%.1fs)", epoch, fmt_metrics(metrics), time.time() - t0)
         return metrics, stopped
 
@@ -195,18 +198,25 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
-        scale = self.scaler.get_scale()
-        self.scaler.update()
-        if self.scaler.get_scale() < scale:  # the scaler found non-finite gradients and skipped the step
-            self.running.skipped += 1
+        if self.scaler.is_enabled():
+            # The scale drops exactly when the scaler found non-finite gradients and skipped the step.
+            # Compared on the device (its `_scale` tensor; get_scale() would wait for the optimizer's
+            # kernels twice per step), read at logging steps.
+            before = self.scaler._scale.clone()
+            self.scaler.update()
+            self.running.skipped = self.running.skipped + (self.scaler._scale < before).sum()
+        else:
+            self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
+        if self.heap is not None:
+            self.heap.after_step()
 
     def _log_step(self, epoch, loss):
         rec = {"epoch": epoch, "step": self.global_step, "loss": float(loss), "lr": self.scheduler.get_last_lr()}
         if self.scaler.is_enabled():
-            rec["n_skipped_steps"] = self.running.skipped
+            rec["n_skipped_steps"] = int(self.running.skipped)
         if self.device.type == "cuda":
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.step_log.append(rec)
