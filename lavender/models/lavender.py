@@ -13,6 +13,7 @@ from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertOnlyMLMHead
 
+from .dropout import FUSION_SDPA, Dropout, use_fast_dropout
 from .video_swin import SwinConfig, SwinTransformer3D
 
 TASK_TOK2ID = {"vtm": 0, "mc": 1, "oe": 2, "cap": 3}
@@ -57,7 +58,7 @@ class ModelConfig:
 
     def bert_config(self):
         cfg = BertConfig(**self.bert)
-        cfg._attn_implementation = self.attn_implementation
+        cfg._attn_implementation = _bert_attn(self.attn_implementation)
         return cfg
 
     def to_dict(self):
@@ -70,6 +71,13 @@ class ModelConfig:
         if isinstance(swin, dict):
             swin = SwinConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in swin.items()})
         return cls(swin=swin or SwinConfig.from_size("base"), **d)
+
+
+def _bert_attn(name):
+    """transformers' attention name for ours: "sdpa" is SDPA with the fast CPU dropout (models/dropout.py)."""
+    if name not in ("sdpa", "eager"):
+        raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {name!r}")
+    return FUSION_SDPA if name == "sdpa" else name
 
 
 def _get(args, key, default=None):
@@ -242,6 +250,7 @@ class Lavender(nn.Module):
             nn.init.zeros_(self.fc_mtm.predictions.bias)
             # As in the original (and transformers 4.x), the decoder bias IS predictions.bias.
             self.fc_mtm.predictions.decoder.bias = self.fc_mtm.predictions.bias
+        use_fast_dropout(self)  # transformers' modules build nn.Dropout
 
     def _init_bert(self, m):
         std = self.bert_config.initializer_range
@@ -265,7 +274,7 @@ class Lavender(nn.Module):
         names = [n for n, k in self.cfg.heads.items() if k is not None]
         for name in names:
             k = self.cfg.heads[name]
-            setattr(self, name, nn.Sequential(nn.Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, k)))
+            setattr(self, name, nn.Sequential(Dropout(0.1), nn.Linear(H, 2 * H), nn.ReLU(), nn.Linear(2 * H, k)))
         return names
 
     @property
@@ -274,8 +283,8 @@ class Lavender(nn.Module):
 
     def set_attn_implementation(self, name):
         """Switch the fusion encoder between "sdpa" and "eager" attention."""
+        self.bert_config._attn_implementation = _bert_attn(name)
         self.cfg.attn_implementation = name
-        self.bert_config._attn_implementation = name
 
     def encode_video(self, img, odr=None):
         """(B, T, 3, H, W) normalised frames -> (feat [B, Lv, H], mask [B, Lv] int64 ones)."""

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from .dropout import Dropout, fast_dropout
+
 # Sizes of the original's Video Swin configs (window 8x7x7, patch 2x4x4 for all).
 SWIN_SETTINGS = {
     "tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -95,7 +97,7 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
+        self.drop = Dropout(drop)
 
     def forward(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
@@ -178,7 +180,7 @@ class WindowAttention3D(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
+        self.proj_drop = Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self._bias_cache = None  # (key, bias) of the last no-grad call: weights and shapes unchanged
 
@@ -219,7 +221,7 @@ class WindowAttention3D(nn.Module):
             # q and on k) so that training computes the numbers it did; the bias is added in place.
             s = self.scale ** 0.5
             attn = torch.matmul(q * s, k.transpose(-2, -1) * s).add_(bias).softmax(-1)
-            out = F.dropout(attn, drop) @ v
+            out = fast_dropout(attn, drop) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale, dropout_p=drop)
         out = out.unflatten(1, (nW, h)).permute(0, 1, 3, 2, 4).reshape(B_, N, C)
@@ -370,7 +372,7 @@ class SwinTransformer3D(nn.Module):
         self.num_layers = len(cfg.depths)
         self.num_features = cfg.num_features
         self.patch_embed = PatchEmbed3D(cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.patch_norm)
-        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        self.pos_drop = Dropout(cfg.drop_rate)
         dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
         self.layers = nn.ModuleList()
         for i, depth in enumerate(cfg.depths):

