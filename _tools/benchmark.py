@@ -9,12 +9,17 @@
 ``train`` / ``eval``: one training step (forward + backward + fused AdamW) / one evaluation forward
 (``torch.inference_mode``) of the task's own step on a synthetic batch of the config's shapes (random
 weights, random frames, random words in the task's text layout). Variants of the same model run
-interleaved in one process: ``base`` (no activation checkpointing, SDPA fusion attention, eager),
-``checkpoint`` (``use_checkpoint``), ``eager_attn`` (eager fusion attention) and with ``--compile``
-``compile`` (``torch.compile`` of the encoders). Per variant: samples/s, step time, peak memory,
-FLOP/s achieved (model FLOPs counted by ``FlopCounterMode``), efficiency = that / the rate of a large
-matmul at the same precision measured between the rounds of the same run, on a GPU MFU against the
-device's published dense bf16 peak, and the ratio of samples/s to ``base``.
+interleaved in one process: ``base`` (what training runs: no activation checkpointing, SDPA fusion
+attention, eager), ``checkpoint`` (``use_checkpoint``), ``eager_attn`` (eager fusion attention), with
+``--compile`` ``compile`` (``torch.compile`` of the encoders), and on the CPU ``torch_dropout``
+(PyTorch's dropout instead of lavender/models/dropout.py's) and ``malloc_default`` (freed memory
+given back to the system as glibc does by default, lavender/engine/host_memory.py). Per variant:
+samples/s, step time, peak memory, FLOP/s achieved (model FLOPs counted by ``FlopCounterMode``),
+efficiency = that / the rate of a large matmul at the same precision measured between the rounds of
+the same run, on a GPU MFU against the device's published dense bf16 peak, and the ratio of samples/s
+to ``base``. Then the step's own matrix products (shapes and strides recorded during the step) are
+replayed alone: their rate / the matmul rate is the ceiling the efficiency could reach if nothing
+but the matrix products took time.
 
 ``data``: DataLoader throughput (clips/s) of `VideoStore` train clips (size_frame 5, size_img 224,
 img_rand_crop) for several worker counts, on the demo store (``_datasets/demo/img_demo.tsv``,
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -215,9 +221,31 @@ def add_data_args(p):
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756), ("H100", 989), ("H200", 989), ("A100", 312), ("L40S", 362), ("L4", 121),
                     ("B200", 2250))
 BENCHMARKED = ("qaoe", "qamc", "retrieval")  # task families with a synthetic batch layout
-# variant -> (use_checkpoint, fusion-encoder attention, compiled encoders)
-VARIANTS = {"base": (False, "sdpa", False), "checkpoint": (True, "sdpa", False),
-            "eager_attn": (False, "eager", False), "compile": (False, "sdpa", True)}
+
+
+class Variant(NamedTuple):
+    checkpoint: bool = False     # use_checkpoint (activation checkpointing of the Swin blocks)
+    attn: str = "sdpa"           # fusion-encoder attention
+    compiled: bool = False       # torch.compile'd encoders
+    fast_dropout: bool = True    # lavender.models.dropout's CPU path (False: PyTorch's dropout and SDPA)
+    retain_memory: bool = True   # CPU: freed memory stays in the heap (lavender.engine.host_memory)
+
+    def applies(self, mode, dev, compile_requested):
+        """Whether this variant is run by default."""
+        if self.compiled:
+            return compile_requested
+        if self.checkpoint:
+            return mode == "train"
+        if not self.fast_dropout:  # a CPU path, and dropout acts in training only
+            return dev.type == "cpu" and mode == "train"
+        if not self.retain_memory:
+            return dev.type == "cpu"
+        return True
+
+
+VARIANTS = {"base": Variant(), "checkpoint": Variant(checkpoint=True), "eager_attn": Variant(attn="eager"),
+            "compile": Variant(compiled=True), "torch_dropout": Variant(fast_dropout=False),
+            "malloc_default": Variant(retain_memory=False)}
 
 
 def peak_bf16_tflops(dev):
@@ -247,23 +275,32 @@ def _sync(dev):
         torch.cuda.synchronize(dev)
 
 
-def matmul_rate(dev, dtype, min_s=0.3) -> float:
-    """FLOP/s of a large square matmul at `dtype` on `dev` (the rate efficiency is measured against)."""
-    import torch
+class MatmulRate:
+    """FLOP/s of a large square matmul at `dtype` on `dev` (the rate efficiency is measured against).
+    Its operands and output are allocated once, so that measuring between the rounds does not
+    rearrange the heap that the timed steps reuse."""
 
-    n = 8192 if dev.type == "cuda" else 2048
-    a, b = (torch.randn(n, n, device=dev).to(dtype) for _ in range(2))
-    a @ b
-    _sync(dev)
-    k, t0 = 0, time.perf_counter()
-    while True:
-        a @ b
-        k += 1
-        if k >= 2:
-            _sync(dev)
-            dt = time.perf_counter() - t0
-            if dt >= min_s:
-                return 2 * n ** 3 * k / dt
+    def __init__(self, dev, dtype):
+        import torch
+
+        self.dev, self.n = dev, 8192 if dev.type == "cuda" else 2048
+        self.a, self.b = (torch.randn(self.n, self.n, device=dev).to(dtype) for _ in range(2))
+        self.out = torch.empty_like(self.a)
+
+    def __call__(self, min_s=0.3) -> float:
+        import torch
+
+        torch.matmul(self.a, self.b, out=self.out)
+        _sync(self.dev)
+        k, t0 = 0, time.perf_counter()
+        while True:
+            torch.matmul(self.a, self.b, out=self.out)
+            k += 1
+            if k >= 2:
+                _sync(self.dev)
+                dt = time.perf_counter() - t0
+                if dt >= min_s:
+                    return 2 * self.n ** 3 * k / dt
 
 
 def _release_free_memory():
@@ -361,6 +398,66 @@ def flop_counter():
     return fc.FlopCounterMode(display=False, custom_mapping=extra)
 
 
+class _Layout(NamedTuple):
+    shape: tuple
+    stride: tuple
+    dtype: object
+
+    def tensor(self, dev):
+        """A random tensor of this shape and stride (strides may overlap: broadcast biases)."""
+        import torch
+
+        size = 1 + sum((n - 1) * st for n, st in zip(self.shape, self.stride))
+        return torch.randn(size, device=dev).to(self.dtype).as_strided(self.shape, self.stride)
+
+
+class MatmulRecorder:
+    """Records the matrix products (mm, addmm, bmm, baddbmm) a step dispatches, forward and backward,
+    with their argument layouts and counts; `replay` times them alone on fresh tensors of those shapes
+    and strides. Their rate / the square-matmul rate is the ceiling of the step's efficiency: what it
+    would reach if everything but the matrix products took no time."""
+
+    def __enter__(self):
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        aten, calls = torch.ops.aten, {}
+        products = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default}
+        composite = {aten.linear.default, aten.matmul.default}  # reach here undecomposed in inference mode
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func in composite:
+                    with self:  # the mode is off inside its own dispatch: on again for the parts
+                        out = func.decompose(*args, **(kwargs or {}))
+                    if out is not NotImplemented:
+                        return out
+                if func in products:
+                    key = (func, tuple(_Layout(tuple(a.shape), a.stride(), a.dtype) if isinstance(a, torch.Tensor)
+                                       else a for a in args), tuple(sorted((kwargs or {}).items())))
+                    calls[key] = calls.get(key, 0) + 1
+                return func(*args, **(kwargs or {}))
+
+        self.calls, self._mode = calls, _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._mode.__exit__(*exc)
+
+    def replay(self, dev) -> dict:
+        """{"calls", "gflop", "s", "tflops"} of the recorded products, each run as often as recorded."""
+        flops = secs = 0.0
+        for (func, layouts, kwargs), count in self.calls.items():
+            args = [a.tensor(dev) if isinstance(a, _Layout) else a for a in layouts]
+            a, b = [x.shape for x in layouts if isinstance(x, _Layout)][-2:]  # the two factors
+            flops += count * 2 * (a[0] if len(a) == 3 else 1) * a[-2] * a[-1] * b[-1]
+            func(*args, **dict(kwargs))  # warm-up: allocation, kernel choice
+            secs += _timed(lambda: [func(*args, **dict(kwargs)) for _ in range(count)], dev)
+        return {"calls": sum(self.calls.values()), "gflop": flops / 1e9, "s": secs,
+                "tflops": flops / secs / 1e12 if secs else None}
+
+
 def _model_setup(args, mode, n=0):
     """Config, task, random-weight model, synthetic batch of `n` (0: --batch, else the config's
     size_batch) and the step function of one benchmark."""
@@ -370,6 +467,7 @@ def _model_setup(args, mode, n=0):
     from lavender.engine.optim import build_optimizer
     from lavender.engine.precision import AMP_DTYPES, autocast, resolve_precision
     from lavender.engine.evaluation import to_device
+    from lavender.engine.host_memory import retain_freed_memory
     from lavender.models.lavender import build_model
     from lavender.tasks import build_task
     from lavender.tokenizer import load_tokenizer
@@ -377,6 +475,8 @@ def _model_setup(args, mode, n=0):
     dev = _require_device(args.device)
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
+    if dev.type == "cpu":
+        retain_freed_memory()  # as training does
     cfg = load_config(["--config", args.config, "--fusion_encoder_rand_init", "true", "--vis_backbone_init",
                        "random", "--log_level", "warning", "--precision", args.precision,
                        *shlex.split(args.override)])
@@ -413,12 +513,17 @@ def _model_setup(args, mode, n=0):
 
 
 def _apply_variant(model, name, compile_kw):
+    from lavender.engine.host_memory import set_retain_freed_memory
+    from lavender.models.dropout import set_fast_dropout
     from lavender.models.lavender import compile_encoders
 
-    ckpt, attn, compiled = VARIANTS[name]
-    model.enc_img.swin.set_use_checkpoint(ckpt)
-    model.set_attn_implementation(attn)
-    compile_encoders(model, compiled, **compile_kw)
+    v = VARIANTS[name]
+    model.enc_img.swin.set_use_checkpoint(v.checkpoint)
+    model.set_attn_implementation(v.attn)
+    compile_encoders(model, v.compiled, **compile_kw)
+    set_fast_dropout(v.fast_dropout)
+    if next(model.parameters()).device.type == "cpu":
+        set_retain_freed_memory(v.retain_memory)
 
 
 def _timed(fn, dev):
@@ -462,8 +567,7 @@ def bench_model(args, mode, quiet=False) -> dict:
 
     s = _model_setup(args, mode, _fill_memory_batch(args, mode) if getattr(args, "fill_memory", False) else 0)
     dev, model = s.dev, s.model
-    names = list(args.variants or [v for v in VARIANTS if (v != "checkpoint" or mode == "train")
-                                   and (v != "compile" or args.compile)])
+    names = list(args.variants or [n for n, v in VARIANTS.items() if v.applies(mode, dev, args.compile)])
     compile_kw = {"backend": args.compile_backend} if getattr(args, "compile_backend", None) else {}
     first = {}
     for name in names:  # warm-up: allocation, kernel choice, compilation
@@ -472,19 +576,25 @@ def bench_model(args, mode, quiet=False) -> dict:
         for _ in range(args.warmup - 1):
             s.step()
     _apply_variant(model, "base", compile_kw)
-    with flop_counter() as fc:  # model FLOPs: without checkpointing's recomputation
+    with flop_counter() as fc, MatmulRecorder() as products:  # model FLOPs: without checkpointing's recomputation
         s.step()
     flops = fc.get_total_flops() / s.batch
-    times, mem, rates = {n: [] for n in names}, {}, []
+    times, mem, rates, matmul_rate = {n: [] for n in names}, {}, [], MatmulRate(dev, s.dtype)
     for _ in range(args.steps):
-        rates.append(matmul_rate(dev, s.dtype))
-        for name in names:
+        rates.append(matmul_rate())
+        for i, name in enumerate(names):
             _apply_variant(model, name, compile_kw)
-            with PeakMemory(dev) as pm:
-                times[name].append(_timed(s.step, dev))
-            if name not in mem or (pm.peak_gb or 0) > mem[name].peak_gb:
-                mem[name] = pm
-    rates.append(matmul_rate(dev, s.dtype))
+            if VARIANTS[name].retain_memory != VARIANTS[names[i - 1]].retain_memory:
+                s.step()  # the heap settles to this variant's allocation policy first
+            times[name].append(_timed(s.step, dev))
+    rates.append(matmul_rate())
+    alone = products.replay(dev)
+    rates.append(matmul_rate())
+    for name in names:  # memory in steps of their own: measuring it returns freed memory to the system,
+        _apply_variant(model, name, compile_kw)  # which a timed step would then fault in again
+        with PeakMemory(dev) as pm:
+            s.step()
+        mem[name] = pm
     _apply_variant(model, "base", compile_kw)
     device_name, peak_tf = peak_bf16_tflops(dev)
     rate = statistics.median(rates)
@@ -501,6 +611,9 @@ def bench_model(args, mode, quiet=False) -> dict:
             "tflops": achieved / 1e12, "efficiency": achieved / rate,
             "mfu": achieved / (peak_tf * 1e12) if peak_tf else None,
             "peak_mem_gb": mem[name].peak_gb, "step_mem_gb": mem[name].step_gb}
+    alone.update(efficiency=alone["tflops"] * 1e12 / rate if alone["tflops"] else None,
+                 share_of_step=alone["s"] / res["variants"]["base"]["step_s"] if "base" in names else None)
+    res["matmuls_alone"] = alone
     ref = res["variants"][names[0]]["samples_per_s"]
     for v in res["variants"].values():
         v["ratio"] = v["samples_per_s"] / ref
@@ -527,6 +640,12 @@ def _print_model(res, config_name):
         print(f"  {name:12s} {v['samples_per_s']:10.3f} {v['step_s']:8.3f} {v['ratio']:6.2f} {v['tflops']:8.3f} "
               f"{100 * v['efficiency']:5.1f}% {mfu} {v['peak_mem_gb']:8.2f} {step_gb} {v['first_step_s']:10.2f}")
     print(f"  ratio: samples/s / {res['reference']}'s; eff.: achieved FLOP/s / the matmul rate of this run")
+    m = res["matmuls_alone"]
+    if m["tflops"]:
+        share = f", {100 * m['share_of_step']:.0f}% of base's step time" if m["share_of_step"] else ""
+        print(f"  the step's matrix products alone ({m['calls']} calls, {m['gflop']:.1f} of "
+              f"{res['gflop_per_sample'] * res['batch']:.1f} GFLOP, base variant): {m['tflops']:.3f} TFLOP/s = "
+              f"{100 * m['efficiency']:.1f}% of the matmul rate (the ceiling of eff.); {m['s']:.3f} s{share}")
 
 
 def bench_train(args) -> dict:

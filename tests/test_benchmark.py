@@ -30,7 +30,12 @@ def _model_bench(tmp_path, mode, *extra):
 
 def _check_consistent(res):
     ref = res["variants"][res["reference"]]["samples_per_s"]
-    assert res["matmul_tflops"] > 0 and len(res["matmul_tflops_runs"]) == 2
+    assert res["matmul_tflops"] > 0 and len(res["matmul_tflops_runs"]) == 3  # around 1 round and the replay
+    alone = res["matmuls_alone"]  # the step's own matrix products, replayed: a subset of its FLOPs
+    assert alone["calls"] > 0 and 0 < alone["gflop"] <= 1.001 * res["gflop_per_sample"] * res["batch"]
+    assert alone["tflops"] == pytest.approx(alone["gflop"] / alone["s"] / 1e3)
+    assert alone["efficiency"] == pytest.approx(alone["tflops"] / res["matmul_tflops"])
+    assert alone["share_of_step"] == pytest.approx(alone["s"] / res["variants"]["base"]["step_s"])
     for v in res["variants"].values():
         assert v["samples_per_s"] > 0 and v["step_s"] > 0 and v["peak_mem_gb"] > 0
         assert v["samples_per_s"] == pytest.approx(res["batch"] / v["step_s"])
@@ -43,12 +48,13 @@ def _check_consistent(res):
 
 def test_train_and_eval_benchmarks(tmp_path):
     train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager")
-    assert list(train["variants"]) == ["base", "checkpoint", "eager_attn", "compile"]
+    assert list(train["variants"]) == ["base", "checkpoint", "eager_attn", "compile", "torch_dropout",
+                                       "malloc_default"]
     assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "base"
     _check_consistent(train)
     # the GPU path's bf16 autocast, exercised on CPU
     ev = _model_bench(tmp_path, "eval", "--precision", "bf16")
-    assert list(ev["variants"]) == ["base", "eager_attn"] and ev["precision"] == "bf16"
+    assert list(ev["variants"]) == ["base", "eager_attn", "malloc_default"] and ev["precision"] == "bf16"
     _check_consistent(ev)
     # tiny model: ~8 MFLOP per sample forward; training (backward ~2x forward) about 3x evaluation
     assert 1e-3 < ev["gflop_per_sample"] < 0.1
