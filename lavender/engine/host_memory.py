@@ -1,6 +1,7 @@
 """Keep freed host memory in the process so that CPU training reuses it instead of faulting it in afresh."""
 import ctypes
 import logging
+import resource
 
 log = logging.getLogger("lavender")
 
@@ -45,7 +46,7 @@ def retain_freed_memory() -> bool:
 
 def _resident_bytes():
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 class RetainedHeap:
