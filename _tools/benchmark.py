@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lavender.cli import main_guard  # noqa: E402
+from lavender.engine.host_memory import release_freed_memory  # noqa: E402
 from lavender.fileio import atomic_json  # noqa: E402
 
 
@@ -303,16 +304,6 @@ class MatmulRate:
                     return 2 * self.n ** 3 * k / dt
 
 
-def _release_free_memory():
-    """Return the C heap's free pages to the system (glibc), so that the resident set is what is in use."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 class PeakMemory:
     """Peak memory of the enclosed code: `peak_gb` (GPU: allocated by PyTorch; CPU: the process's
     resident set) and `step_gb` = peak - what was in use at entry (None where the CPU peak cannot be
@@ -334,7 +325,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.dev)
             self._base = torch.cuda.memory_allocated(self.dev)
         else:
-            _release_free_memory()
+            release_freed_memory()  # so that the resident set is what is in use
             try:  # "5" resets the peak resident set size (VmHWM), Linux >= 4.0
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")
@@ -467,7 +458,6 @@ def _model_setup(args, mode, n=0):
     from lavender.engine.optim import build_optimizer
     from lavender.engine.precision import AMP_DTYPES, autocast, resolve_precision
     from lavender.engine.evaluation import to_device
-    from lavender.engine.host_memory import retain_freed_memory
     from lavender.models.lavender import build_model
     from lavender.tasks import build_task
     from lavender.tokenizer import load_tokenizer
@@ -475,8 +465,6 @@ def _model_setup(args, mode, n=0):
     dev = _require_device(args.device)
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
-    if dev.type == "cpu":
-        retain_freed_memory()  # as training does
     cfg = load_config(["--config", args.config, "--fusion_encoder_rand_init", "true", "--vis_backbone_init",
                        "random", "--log_level", "warning", "--precision", args.precision,
                        *shlex.split(args.override)])

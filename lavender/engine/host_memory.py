@@ -10,11 +10,19 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _GLIBC_MMAP_MAX, _GLIBC_DYN_MMAP_THRESHOLD_MAX = 65536, 32 * 2 ** 20
 
 
-def _mallopt():
+def _libc_function(name):
+    """glibc's `name` (mallopt, malloc_trim), or None where the C library has no such function."""
     try:
-        return ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None
+
+
+def release_freed_memory():
+    """Return the heap's free memory to the system now (glibc's malloc_trim; elsewhere nothing)."""
+    trim = _libc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def set_retain_freed_memory(retain: bool = True) -> bool:
@@ -28,7 +36,7 @@ def set_retain_freed_memory(retain: bool = True) -> bool:
     64 MB of it is free (benchmarks compare the two). Returns False, changing nothing, where the C
     library is not glibc.
     """
-    mallopt = _mallopt()
+    mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     if retain:  # the threshold is an int: INT_MAX means "never trim"
@@ -37,11 +45,6 @@ def set_retain_freed_memory(retain: bool = True) -> bool:
         settings = ((_M_MMAP_MAX, _GLIBC_MMAP_MAX), (_M_MMAP_THRESHOLD, _GLIBC_DYN_MMAP_THRESHOLD_MAX),
                     (_M_TRIM_THRESHOLD, 2 * _GLIBC_DYN_MMAP_THRESHOLD_MAX))
     return all(mallopt(param, value) == 1 for param, value in settings)
-
-
-def retain_freed_memory() -> bool:
-    """:func:`set_retain_freed_memory` (True): what CPU training runs with."""
-    return set_retain_freed_memory(True)
 
 
 def _resident_bytes():
@@ -71,7 +74,7 @@ class RetainedHeap:
         if self.steps <= self.settle:
             self.base = max(self.base, rss)
         elif rss > self.slack * self.base:
-            ctypes.CDLL(None).malloc_trim(0)
+            release_freed_memory()
             self.trims += 1
             self.steps, self.base = 0, 0
             log.debug("host memory: resident set %.1f GB, freed memory returned (%d times)", rss / 1e9, self.trims)
