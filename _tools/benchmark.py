@@ -54,7 +54,7 @@ def write_synthetic_store(out_dir, n_videos: int = 64, n_frames: int = 8, size=(
     """``img_synth.tsv`` (+ id2lineidx) of textured JPEG frames with realistic file sizes."""
     import numpy as np
 
-    from lavender.data.frames import encode_frame
+    from lavender.data.codec import encode_frame
     from lavender.data.tsv import write_tsv
 
     rng = np.random.default_rng(seed)
@@ -100,7 +100,7 @@ def _decode_batches(batches, store, device):
     """Batches of encoded clips -> (B, T, 3, S, S) tensors on `device`: one nvJPEG call per batch."""
     import torch
 
-    from lavender.data.frames import decode_jpegs
+    from lavender.data.codec import decode_jpegs
 
     for clips in batches:
         frames = decode_jpegs([f for clip in clips for f in clip], device)

@@ -31,7 +31,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lavender.cli import main_guard  # noqa: E402
-from lavender.data.frames import extraction_indices  # noqa: E402
+from lavender.data.sampling import extraction_indices  # noqa: E402
 from lavender.data.tsv import atomic_write, write_tsv  # noqa: E402
 
 COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 235),

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import main_guard  # noqa: E402
 from lavender.data.caption_data import caption_keys  # noqa: E402
-from lavender.data.errors import DataError  # noqa: E402
+from lavender.errors import DataError  # noqa: E402
 from lavender.data.video_store import load_annotation_file  # noqa: E402
 from lavender.fileio import atomic_json  # noqa: E402
 

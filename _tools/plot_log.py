@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import main_guard  # noqa: E402
-from lavender.data.errors import DataError  # noqa: E402
+from lavender.errors import DataError  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
 
 SPLITS = {"tr": "train", "vl": "val", "ts": "test"}  # log.json key suffix -> split (trainer's tags)

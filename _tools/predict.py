@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.cli import EXIT_USER_ERROR, main_guard  # noqa: E402
-from lavender.config import DEFAULTS, ConfigError  # noqa: E402
-from lavender.data.errors import DataError  # noqa: E402
+from lavender.config import DEFAULTS  # noqa: E402
+from lavender.errors import ConfigError, DataError  # noqa: E402
 
 GRID_ROWS = {"qa": 8, "mc": 8, "text": 5, "caption": 8}  # videos drawn by --grid
 
@@ -217,7 +217,7 @@ def draw_grid(p, videos, out, path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from lavender.data.frames import to_images
+    from lavender.data.transforms import to_images
     from lavender.fileio import atomic_write
 
     by_name = {(v.name, v.source): v for v in videos}

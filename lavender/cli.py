@@ -11,8 +11,7 @@ name the file, key or row and say what to do; the traceback would only hide that
 import os
 import sys
 
-from .config import ConfigError
-from .data.errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "user_message"]
 

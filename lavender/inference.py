@@ -25,12 +25,13 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .config import ConfigError, for_task, load_config
-from .data.errors import DataError
-from .data.frames import ClipSampler, read_video_fields
+from .errors import ConfigError, DataError
+from .config import for_task, load_config
+from .data.clips import ClipSampler
+from .data.video_files import read_video_fields
 from .data.video_store import VideoStore, load_annotation_file
 from .engine.precision import autocast, resolve_precision
-from .models.checkpoint import load_weights
+from .models.weights import load_weights
 from .models.generation import GenerationConfig, decode_captions, generate
 from .models.lavender import build_model
 from .paths import resolve_bert_dir

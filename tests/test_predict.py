@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lavender.cli import main_guard
-from lavender.data.frames import encode_frame
+from lavender.data.codec import encode_frame
 from lavender.data.tsv import write_tsv
 from lavender.data.video_store import VideoStore
 from lavender.engine.run import run
@@ -49,7 +49,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(1)  # a tiny model on a shared machine: more threads only add contention
     try:
         log = run("qaoe", tiny_argv(world, root / "out", "tiny-qa", "qaoe", size_epoch=12, size_batch=8, lr=2e-3,
-                                    img_transform=["img_center_crop"], eval_splits=["val"], logging_steps=0, **model))
+                                    img_transform=["img_center_crop"], eval_splits=["val"], logging_steps=1000, **model))
     finally:
         torch.set_num_threads(threads)
     assert log["ac_1_vl"][-1] == 1.0
@@ -223,7 +223,8 @@ def test_bad_checkpoints_one_line_each(trained, capsys, tmp_path):
 def test_multi_task_runs_answer_with_their_members_settings(tmp_path):
     world = make_color_world(str(tmp_path / "w"), n_videos=8, tasks={"tiny-qa": "qa", "tiny-retrieval": "retrieval"})
     entries = [{"type": "qaoe", "task": "tiny-qa", "size_txt": 10}, {"type": "retrieval", "task": "tiny-retrieval"}]
-    from lavender.config import ConfigError, load_config
+    from lavender.errors import ConfigError
+    from lavender.config import load_config
     from lavender.models.lavender import build_model
     from lavender.tokenizer import load_tokenizer
     cfg = load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=entries))

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from lavender.data.frames import encode_frame
+from lavender.data.codec import encode_frame
 from lavender.data.tsv import write_tsv
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30)}

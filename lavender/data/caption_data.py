@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from .errors import DataError
+from ..errors import DataError
 from .tsv import TSVFile
 from .video_store import VideoStore
 

@@ -9,7 +9,7 @@ booleans, None; in protocol 3 and later, which every Python 3 writer uses by def
 """
 import pickle
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["load_plain_pickle"]
 

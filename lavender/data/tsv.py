@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..fileio import atomic_write
-from .errors import DataError
+from ..errors import DataError
 from .safe_pickle import load_plain_pickle
 
 __all__ = [

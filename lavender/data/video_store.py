@@ -9,8 +9,10 @@ from typing import Dict, List, Optional, Union
 
 import torch
 
-from .errors import DataError
-from .frames import ClipSampler, file_frame_start, frame_bytes, frame_fields, temporal_sample
+from ..errors import DataError
+from .clips import ClipSampler
+from .codec import file_frame_start, frame_bytes, frame_fields
+from .sampling import temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]

@@ -4,7 +4,7 @@ import os
 import shutil
 
 from ..fileio import atomic_torch_save
-from ..models.checkpoint import load_torch_file
+from ..models.weights import load_torch_file
 
 log = logging.getLogger("lavender")
 

@@ -9,7 +9,8 @@ import os
 import sys
 
 from ..cli import main_guard
-from ..config import ConfigError, load_config
+from ..errors import ConfigError
+from ..config import load_config
 from ..tokenizer import load_tokenizer
 from . import dist as D
 from .logs import setup_logging

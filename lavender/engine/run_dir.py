@@ -7,18 +7,13 @@ import logging
 import os
 import time
 
-from ..config import ConfigError, save_config
+from ..errors import ConfigError
+from ..config import RESUME_FREE_KEYS, save_config
 from . import dist as D
 from .checkpointing import RESUME_FILE
 from .logs import setup_logging
 
 log = logging.getLogger("lavender")
-
-# Keys that do not change what a run computes: a resumed run may differ on these.
-RESUME_FREE_KEYS = frozenset({"resume", "path_output", "log_level", "n_workers", "save_steps", "logging_steps",
-                              "max_steps", "size_batch_eval", "retrieval_text_batch", "eval_splits", "config",
-                              "trust_checkpoint", "local_rank"})
-
 
 def check_writable(path_output):
     """Create `path_output` if needed and check that a run can write there (before any work starts)."""

@@ -32,7 +32,7 @@ def simple_tokenize(text):
 
 def load_coco_references(path):
     """``{image_id: [caption, ...]}`` from a COCO-format caption json (``images`` + ``annotations``)."""
-    from ..data.errors import DataError
+    from ..errors import DataError
     try:
         with open(path) as f:
             d = json.load(f)

@@ -1,5 +1,6 @@
 """Models: Video Swin 3D, the LAVENDER model, and weight loading for every checkpoint layout."""
-from .checkpoint import CheckpointError, LoadReport, load_torch_file, load_weights
+from ..errors import CheckpointError
+from .weights import LoadReport, load_torch_file, load_weights
 from .lavender import TASK_TOK2ID, Lavender, ModelConfig, build_model, compile_encoders, model_config
 from .video_swin import SwinConfig, SwinTransformer3D
 

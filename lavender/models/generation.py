@@ -48,7 +48,7 @@ class GenerationConfig:
         self.validate()
 
     def validate(self):
-        from ..config import ConfigError
+        from ..errors import ConfigError
         if int(self.max_gen_length) < 2:
             raise ConfigError(f"max_gen_length must be >= 2 ([CLS] + one token), got {self.max_gen_length}")
         if int(self.num_beams) < 1:
@@ -78,7 +78,7 @@ class GenerationConfig:
                   top_k=int(get("top_k", 0)), top_p=float(get("top_p", 1.0)),
                   repetition_penalty=float(get("repetition_penalty", 1.0)))
         if size_txt is not None and out.max_gen_length > int(size_txt):
-            from ..config import ConfigError
+            from ..errors import ConfigError
             raise ConfigError(f"max_gen_length {out.max_gen_length} exceeds size_txt {size_txt}: the caption "
                               "model is trained on size_txt text positions")
         return out

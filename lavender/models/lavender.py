@@ -13,10 +13,12 @@ from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertOnlyMLMHead
 
+from ..config import choices_of
 from .dropout import FUSION_SDPA, Dropout, use_fast_dropout
 from .video_swin import SwinConfig, SwinTransformer3D
 
-TASK_TOK2ID = {"vtm": 0, "mc": 1, "oe": 2, "cap": 3}
+# rows of emb_task: the task_token names in their declared order (vtm, mc, oe, cap, as the original)
+TASK_TOK2ID = {name: i for i, name in enumerate(choices_of("task_token"))}
 N_TASK_TOKENS = 10
 SWINBERT_IMG_DIM = 512  # SwinBERT's img_feature_dim: its fc maps Swin features to 512, img_embedding to hidden
 

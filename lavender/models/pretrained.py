@@ -19,9 +19,9 @@ Every load obeys `ckpt_strict` (a partial load is an error unless it is false, t
 import logging
 import os
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
-from .checkpoint import HF_WEIGHT_FILES, _short, load_weights
+from .weights import HF_WEIGHT_FILES, load_weights, short_list
 from .lavender import build_model, compile_encoders
 
 log = logging.getLogger("lavender")
@@ -114,5 +114,5 @@ def describe_sources(sources):
     for key, src in sources.items():
         groups.setdefault(src, []).append(key)
     lines = [f"starting weights of the {len(sources)} parameter tensors, by source:"]
-    lines += [f"  {src}: {len(keys)} ({_short(keys, 3)})" for src, keys in groups.items()]
+    lines += [f"  {src}: {len(keys)} ({short_list(keys, 3)})" for src, keys in groups.items()]
     return "\n".join(lines)

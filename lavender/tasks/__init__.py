@@ -3,7 +3,8 @@
 A family is what a config's `type` names (qaoe, qamc, retrieval, pretrain, captioning, multi-task);
 within a family, `head` (mlm / task_specific) and for qamc `mc_mode` pick the class.
 """
-from ..config import DEFAULTS, TASK_KEYS, ConfigError
+from ..config import DEFAULTS, TASK_KEYS
+from ..errors import ConfigError
 
 FAMILIES = ("qaoe", "qamc", "retrieval", "pretrain", "captioning", "multi-task")
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data.collate import collate_dicts
-from ..data.errors import DataError
+from ..errors import DataError
 from ..data.video_store import VideoStore, load_annotation_file, load_annotations
 from ..engine.loader import EpochLoader
 from ..tokenizer import special_ids

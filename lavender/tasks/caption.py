@@ -30,9 +30,8 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..errors import ConfigError, DataError
 from ..data.caption_data import load_caption_split
-from ..data.errors import DataError
 from ..data.tsv import write_tsv
 from ..engine import dist as D
 from ..fileio import atomic_json

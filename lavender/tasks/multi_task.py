@@ -17,21 +17,14 @@ import dataclasses
 import logging
 import os
 
-from ..config import TASK_KEYS, ConfigError, for_task
+from ..config import TASK_KEYS, for_task
+from ..errors import ConfigError
 from ..engine.loader import MetaLoader
 from .base import Task
 from .qa_mc import mc_mode
 
 log = logging.getLogger("lavender")
 
-# Keys that belong to the run or the one shared model, not to a task: refused inside an entry.
-GLOBAL_ONLY = ("datasets", "lr", "decay", "max_grad_norm", "size_epoch", "grad_accum", "precision",
-               "deepspeed", "vis_backbone_lr_mul", "max_steps", "save_steps", "logging_steps", "seed",
-               "path_output", "path_ckpt", "resume", "eval_only", "log_level", "head", "task_sampling",
-               "vis_backbone", "vis_backbone_size", "vis_backbone_init", "kinetics", "swin_config",
-               "bert_config", "txt_backbone", "fusion_encoder", "tokenizer", "txt_backbone_embed_only",
-               "fusion_encoder_rand_init", "bert_init", "reinit_head", "max_size_frame", "max_size_patch", "swinbert",
-               "use_checkpoint")
 MEMBER_FAMILIES = ("retrieval", "qaoe", "qamc", "captioning")
 
 
@@ -60,10 +53,6 @@ class MultiTask(Task):
             family, name = entry.get("type"), entry.get("task")
             if family not in MEMBER_FAMILIES or not name:
                 raise ConfigError(f"{where}: needs 'type' (one of {', '.join(MEMBER_FAMILIES)}) and 'task'")
-            bad = sorted(set(entry) & set(GLOBAL_ONLY))
-            if bad:
-                raise ConfigError(f"{where}: {bad} apply to the whole run and the shared model; set them "
-                                  f"outside 'datasets'")
             if name in self.members:
                 raise ConfigError(f"{where}: task {name!r} appears twice")
             try:

@@ -21,8 +21,7 @@ import os
 import torch
 from torch.utils.data import ConcatDataset
 
-from ..config import ConfigError
-from ..data.errors import DataError
+from ..errors import ConfigError, DataError
 from ..data.video_store import VideoStore, load_annotation_file
 from ..paths import repo_path
 from .base import ItemDataset, Task, true_false_scores

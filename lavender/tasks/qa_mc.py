@@ -11,7 +11,7 @@
 """
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..metrics import accuracy
 from .base import Task, true_false_scores
 

@@ -11,7 +11,7 @@ Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
 """
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..metrics import accuracy, topk_hits
 from .base import Task
 

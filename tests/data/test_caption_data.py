@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lavender.data.caption_data import load_caption_split
-from lavender.data.errors import DataError
-from lavender.data.frames import encode_frame, frame_fields
+from lavender.errors import DataError
+from lavender.data.codec import encode_frame, frame_fields
 from lavender.data.tsv import write_tsv
 
 CAPS = {"v0": ["a red circle moves right", "a circle moves"], "v1": ["a blue square moves up"],

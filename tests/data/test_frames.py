@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lavender.data.errors import DataError
-from lavender.data.frames import (IMAGENET_MEAN, IMAGENET_STD, ClipTransform, clip_starts, decode_frame,
-                                  decode_jpegs, encode_frame, extraction_indices, file_frame_start, frame_fields,
-                                  frame_start, temporal_sample)
+from lavender.errors import DataError
+from lavender.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from lavender.data.sampling import clip_starts, extraction_indices, temporal_sample
+from lavender.data.codec import decode_frame, decode_jpegs, encode_frame, file_frame_start, frame_fields, frame_start
 from lavender.data.tsv import TSVFile, write_tsv
 from lavender.data.video_store import VideoStore, load_annotations
 

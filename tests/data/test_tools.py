@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lavender.data.frames import decode_frame, frame_fields
+from lavender.data.codec import decode_frame, frame_fields
 from lavender.data.tsv import TSVFile, TSVFileCollection, write_tsv
 from tiny import write_video
 

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from lavender.data.errors import DataError
+from lavender.errors import DataError
 from lavender.data.tsv import (TSVFile, TSVFileCollection, atomic_write, build_lineidx, read_lineidx,
                                write_tsv)
 

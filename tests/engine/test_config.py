@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from lavender.config import ConfigError, load_config, save_config
+from lavender.errors import ConfigError
+from lavender.config import load_config, save_config
 from lavender.paths import REPO_ROOT
 
 ARGS = os.path.join(REPO_ROOT, "_args")

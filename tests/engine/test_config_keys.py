@@ -7,72 +7,18 @@ import re
 
 import pytest
 
-from lavender.config import (CKPT_ARGS, DEFAULTS, NO_EFFECT, NOT_BUILT, TASK_KEYS, Config, ConfigError,
-                             load_config, validate)
+from lavender.config import CKPT_ARGS, DEFAULTS, KEYS, NO_EFFECT, NOT_BUILT, TASK_KEYS, Config, load_config, validate
+from lavender.errors import ConfigError
 from lavender.paths import REPO_ROOT
 from lavender.tasks import build_task
 from lavender.tokenizer import load_tokenizer
 from tiny import lavender_log, make_color_world, tiny_argv, write_tiny_vocab
 
-# key -> the modules (repository paths) that read it. A new key goes here, or into lavender.config.NO_EFFECT
-# (accepted for compatibility, with the reason it has no effect), or into lavender.config.NOT_BUILT.
-READERS = {
-    "type": ["lavender/engine/run.py"], "task": ["lavender/tasks/base.py"],
-    "dataset": ["lavender/tasks/base.py", "lavender/tasks/pretrain.py"],
-    "data_dir": ["lavender/tasks/base.py", "lavender/tasks/pretrain.py"],
-    "size_img": ["lavender/tasks/base.py", "lavender/tasks/pretrain.py"],
-    "size_frame": ["lavender/tasks/base.py", "lavender/tasks/pretrain.py"],
-    "size_txt": ["lavender/tasks/qa_oe.py", "lavender/tasks/qa_mc.py", "lavender/tasks/retrieval.py",
-                 "lavender/tasks/pretrain.py"],
-    "size_vocab": ["lavender/tasks/qa_oe.py"], "size_test": ["lavender/tasks/qa_oe.py"],
-    "size_option": ["lavender/tasks/qa_mc.py"], "size_epoch": ["lavender/engine/trainer.py"],
-    "size_batch": ["lavender/tasks/base.py"], "lr": ["lavender/engine/optim.py"], "decay": ["lavender/engine/optim.py"],
-    "max_grad_norm": ["lavender/engine/trainer.py"], "use_checkpoint": ["lavender/models/lavender.py"],
-    "deepspeed": ["lavender/engine/precision.py"], "temp": ["lavender/tasks/retrieval.py"],
-    "vis_backbone_init": ["lavender/models/pretrained.py"], "kinetics": ["lavender/models/pretrained.py"],
-    "vis_backbone": ["lavender/config.py"],  # only "vidswin": anything else is refused there
-    "vis_backbone_size": ["lavender/models/lavender.py", "lavender/models/pretrained.py"],
-    "txt_backbone": ["lavender/models/pretrained.py"],
-    "fusion_encoder": ["lavender/models/pretrained.py", "lavender/models/lavender.py"],
-    "tokenizer": ["lavender/engine/run.py"], "txt_backbone_embed_only": ["lavender/models/lavender.py"],
-    "path_ckpt": ["lavender/models/pretrained.py"], "img_transform": ["lavender/tasks/base.py"],
-    "size_part": ["lavender/tasks/pretrain.py"], "pretrain_tasks": ["lavender/tasks/pretrain.py"],
-    "p_mask": ["lavender/tasks/pretrain.py"], "datasets": ["lavender/tasks/multi_task.py"],
-    "data_ratio": ["lavender/tasks/base.py"], "path_output": ["lavender/engine/run_dir.py"],
-    "reinit_head": ["lavender/models/pretrained.py"], "fusion_encoder_rand_init": ["lavender/models/pretrained.py"],
-    "n_workers": ["lavender/tasks/base.py"], "max_size_frame": ["lavender/models/lavender.py"],
-    "max_size_patch": ["lavender/models/lavender.py"], "seed": ["lavender/engine/run.py"],
-    "logging_steps": ["lavender/engine/trainer.py"], "vis_backbone_lr_mul": ["lavender/engine/optim.py"],
-    "enable_task_token": ["lavender/tasks/base.py"], "task_token": ["lavender/tasks/base.py"],
-    "enable_prompt": ["lavender/tasks/base.py"], "mask_pos": ["lavender/tasks/qa_mc.py"],
-    "multi_clip_testing": ["lavender/tasks/retrieval.py"], "swinbert": ["lavender/models/lavender.py"],
-    # caption decoding
-    "max_gen_length": ["lavender/models/generation.py"], "num_beams": ["lavender/models/generation.py"],
-    "do_sample": ["lavender/models/generation.py"], "gen_temperature": ["lavender/models/generation.py"],
-    "top_k": ["lavender/models/generation.py"], "top_p": ["lavender/models/generation.py"],
-    "repetition_penalty": ["lavender/models/generation.py"],
-    # the captioning family
-    "train_yaml": ["lavender/tasks/caption.py"], "val_yaml": ["lavender/tasks/caption.py"],
-    "test_yaml": ["lavender/tasks/caption.py"], "label_smoothing": ["lavender/tasks/caption.py"],
-    "drop_worst_ratio": ["lavender/tasks/caption.py"], "drop_worst_after": ["lavender/tasks/caption.py"],
-    "caption_meteor": ["lavender/tasks/caption.py"],
-    # ours
-    "head": ["lavender/tasks/__init__.py"], "bert_init": ["lavender/models/pretrained.py"],
-    "swin_config": ["lavender/models/lavender.py"], "bert_config": ["lavender/models/lavender.py"],
-    "precision": ["lavender/engine/precision.py"], "grad_accum": ["lavender/engine/trainer.py"],
-    "compile": ["lavender/models/pretrained.py"],
-    "frame_column": ["lavender/tasks/base.py"], "skip_bad": ["lavender/tasks/base.py"],
-    "ckpt_strict": ["lavender/models/pretrained.py"], "trust_checkpoint": ["lavender/models/pretrained.py"],
-    "eval_only": ["lavender/config.py"], "resume": ["lavender/engine/run_dir.py"],
-    "save_steps": ["lavender/engine/trainer.py"], "max_steps": ["lavender/engine/trainer.py"],
-    "size_batch_eval": ["lavender/tasks/base.py"], "retrieval_score": ["lavender/tasks/retrieval.py"],
-    "retrieval_text_batch": ["lavender/tasks/retrieval.py"], "eval_splits": ["lavender/tasks/base.py"],
-    "image_datasets": ["lavender/tasks/pretrain.py"], "mc_mode": ["lavender/tasks/qa_mc.py"],
-    "task_sampling": ["lavender/tasks/multi_task.py"], "log_level": ["lavender/engine/run.py"],
-}
-HOW = ("add it to READERS in tests/engine/test_config_keys.py with the module(s) that read it, or to "
-       "lavender.config.NO_EFFECT with the reason it is accepted without effect (a warning when set), or to "
-       "lavender.config.NOT_BUILT if its feature is refused")
+# key -> the modules (repository paths) that read it, from each key's declaration (`read_in`). A new key
+# names its readers there, or says why it has no effect (`no_effect`), or that its feature is refused (`not_built`).
+READERS = {k.name: [f"lavender/{m}" for m in k.read_in] for k in KEYS if k.read_in}
+HOW = ("declare in lavender/config/keys.py the module(s) that read it (read_in), or the reason it is accepted "
+       "without effect (no_effect, a warning when set), or that its feature is refused (not_built)")
 
 
 def _reads(source, key):
@@ -102,7 +48,7 @@ def test_each_key_is_read_where_the_table_says():
 
 def test_no_effect_keys_are_read_nowhere_and_warn_once(tmp_path):
     package = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(REPO_ROOT, "lavender")) for f in fs
-               if f.endswith(".py") and f != "config.py"]
+               if f.endswith(".py") and os.path.basename(d) != "config"]
     scripts = [os.path.join(REPO_ROOT, f) for f in os.listdir(REPO_ROOT) if f.endswith(".py")]
     for path in package + scripts:
         with open(path) as f:

@@ -15,7 +15,8 @@ import torch
 from transformers import BertConfig, BertForPreTraining, BertModel
 
 from lavender.models import build_model, load_weights
-from lavender.models.checkpoint import CheckpointError, load_torch_file
+from lavender.errors import CheckpointError
+from lavender.models.weights import load_torch_file
 from lavender.models.pretrained import create_model
 from tiny import TINY_MODEL, Payload
 

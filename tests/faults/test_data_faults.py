@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from lavender.data.errors import DataError
+from lavender.errors import DataError
 from lavender.data.tsv import TSVFileCollection, load_id2lineidx, write_tsv
 from lavender.data.video_store import VideoStore
 from tiny import Payload, frame_rows
@@ -97,7 +97,8 @@ def test_corrupt_first_frame_is_an_error_not_a_shifted_row(tmp_path):
 
 
 def test_frame_column_and_safety_keys_in_the_config():
-    from lavender.config import ConfigError, load_config
+    from lavender.errors import ConfigError
+    from lavender.config import load_config
     cfg = load_config(["--frame_column", "2", "--ckpt_strict", "false", "--trust_checkpoint", "true"])
     assert cfg.frame_column == 2 and cfg.ckpt_strict is False and cfg.trust_checkpoint is True
     assert load_config([]).frame_column == "auto" and load_config([]).ckpt_strict is True

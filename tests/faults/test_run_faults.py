@@ -8,8 +8,7 @@ import sys
 import pytest
 import torch
 
-from lavender.config import ConfigError
-from lavender.data.errors import DataError
+from lavender.errors import ConfigError, DataError
 from lavender.data.tsv import write_tsv
 from lavender.engine import run_dir as R
 from lavender.engine.checkpointing import CheckpointManager

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lavender.cli import EXIT_USER_ERROR, main_guard
-from lavender.data.errors import DataError
+from lavender.errors import DataError
 from lavender.data.tsv import TSVFile, write_tsv
 from tiny import Payload, frame_b64, frame_rows
 

@@ -109,7 +109,7 @@ def test_spice_failure_is_reported(monkeypatch, caplog):
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="no reference captions"):
         caption_metrics(REFS, {"video9999": "a cat"}, meteor=False)
-    from lavender.data.errors import DataError
+    from lavender.errors import DataError
     (tmp_path / "bad.json").write_text(json.dumps({"images": []}))
     with pytest.raises(DataError, match="bad.json"):
         load_coco_references(tmp_path / "bad.json")

@@ -9,7 +9,8 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from lavender.models import build_model, load_weights
-from lavender.models.checkpoint import CheckpointError, detect_layout
+from lavender.errors import CheckpointError
+from lavender.models.weights import detect_layout
 
 BERT = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
         "vocab_size": 60, "max_position_embeddings": 20}

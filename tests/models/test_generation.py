@@ -3,7 +3,7 @@ rules, the seq2seq mask with a pretext, and clear errors."""
 import pytest
 import torch
 
-from lavender.config import ConfigError
+from lavender.errors import ConfigError
 from lavender.models import build_model
 from lavender.models.generation import (GenerationConfig, _repetition_penalty, _top_k_top_p, decode_captions,
                                         generate)

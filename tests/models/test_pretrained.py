@@ -5,9 +5,8 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
-from lavender.config import ConfigError
-from lavender.models import build_model, load_weights
-from lavender.models import pretrained
+from lavender.errors import ConfigError
+from lavender.models import build_model, load_weights, pretrained
 from lavender.models.pretrained import RANDOM, create_model, load_starting_weights
 from tiny import TINY_MODEL, lavender_log
 

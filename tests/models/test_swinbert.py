@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from lavender.models import build_model, load_weights
-from lavender.models.checkpoint import CheckpointError, SWINBERT_RENAMES, detect_layout
+from lavender.errors import CheckpointError
+from lavender.models.weights import SWINBERT_RENAMES, detect_layout
 
 TINY = {"vis_backbone_size": "tiny", "fusion_encoder": "",
         "swin_config": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": [2, 3, 3]},

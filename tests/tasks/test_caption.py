@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lavender.config import ConfigError, load_config
-from lavender.data.errors import DataError
+from lavender.errors import ConfigError, DataError
+from lavender.config import load_config
 from lavender.engine.dist import DistInfo
 from lavender.engine.evaluation import EvalContext
 from lavender.engine.optim import build_optimizer, build_scheduler

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lavender.config import ConfigError
+from lavender.errors import ConfigError
 from lavender.data.collate import collate_dicts
 from lavender.engine.dist import DistInfo
 from lavender.engine.loader import EpochLoader, MetaLoader

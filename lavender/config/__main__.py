@@ -1,0 +1,4 @@
+"""`python -m lavender.config` prints docs/config.md."""
+from .reference import markdown
+
+print(markdown())

@@ -1,0 +1,29 @@
+"""Checks that involve more than one key, or a file a key names; each key's own type and range are
+checked by its declared type (keys.py, types.py)."""
+import os
+
+from ..errors import ConfigError
+from .tables import DECLARED, NOT_BUILT
+
+
+def validate(cfg):
+    """Refuse values that cannot work together, before any work starts; returns `cfg` (values normalised)."""
+    for key, decl in DECLARED.items():
+        if key in cfg:
+            cfg[key] = decl.type.check(cfg[key], key, cfg.get("config") or "config")
+    if cfg.path_ckpt and not os.path.isfile(cfg.path_ckpt):
+        raise ConfigError(f"path_ckpt: checkpoint file not found: {cfg.path_ckpt}")
+    if cfg.size_frame > cfg.max_size_frame:
+        raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
+    for key, (allowed, why) in NOT_BUILT.items():
+        if cfg.get(key, allowed) != allowed:
+            raise ConfigError(f"{key} {cfg[key]!r}: {why}")
+    if cfg.vis_backbone_init == "3d" and not cfg.path_ckpt and cfg.vis_backbone_size in ("base", "large") \
+            and cfg.kinetics not in (400, 600):
+        raise ConfigError(f"vis_backbone_init 3d loads Kinetics-400 or -600 Video Swin weights: set kinetics to "
+                          f"400 or 600 (got {cfg.kinetics})")
+    parts = cfg.size_part.values() if isinstance(cfg.size_part, dict) else [cfg.size_part]
+    if any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in parts):
+        raise ConfigError(f"size_part must be a number of parts >= 1, or a dict {{dataset: parts}}, "
+                          f"got {cfg.size_part!r}")
+    return cfg
