@@ -3,7 +3,7 @@ COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr).
 
     python main_caption.py --config _args/args_msrvtt-cap.json --path_output _snapshot [--path_ckpt X.pt]
 """
-from lavender.engine.run import cli
+from lavender.run import cli
 
 if __name__ == "__main__":
     cli("captioning")

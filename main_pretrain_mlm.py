@@ -4,7 +4,7 @@
     python -m torch.distributed.launch --nproc_per_node=8 main_pretrain_mlm.py \
         --config _args/args_pretrain_webvid_cc.json --path_output _snapshot
 """
-from lavender.engine.run import cli
+from lavender.run import cli
 
 if __name__ == "__main__":
     cli("pretrain")

@@ -2,7 +2,7 @@
 
     python main_qaoe_mlm.py --config _args/args_msrvtt-qa.json --path_output _snapshot [--path_ckpt X.pt]
 """
-from lavender.engine.run import cli
+from lavender.run import cli
 
 if __name__ == "__main__":
     cli("qaoe")

@@ -3,7 +3,7 @@ true/false at a [MASK]; validation by R@1/5/10 over all val pairs, best checkpoi
 
     python main_retrieval_tsv.py --config _args/args_msrvtt-retrieval.json --path_output _snapshot
 """
-from lavender.engine.run import cli
+from lavender.run import cli
 
 if __name__ == "__main__":
     cli("retrieval")

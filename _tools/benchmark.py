@@ -44,7 +44,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.engine.host_memory import release_freed_memory  # noqa: E402
 from lavender.fileio import atomic_json  # noqa: E402
 
@@ -458,7 +458,7 @@ def _model_setup(args, mode, n=0):
     from lavender.engine.optim import build_optimizer
     from lavender.engine.precision import AMP_DTYPES, autocast, resolve_precision
     from lavender.engine.evaluation import to_device
-    from lavender.models.lavender import build_model
+    from lavender.models.factory import build_model
     from lavender.tasks import build_task
     from lavender.tokenizer import load_tokenizer
 
@@ -667,7 +667,7 @@ def add_model_args(p):
 def _build(config, extra=()):
     """Task-free model + config for the model benchmarks (random weights, eval mode)."""
     from lavender.config import load_config
-    from lavender.models.lavender import build_model
+    from lavender.models.factory import build_model
     from lavender.tokenizer import load_tokenizer
 
     cfg = load_config(["--config", config, *extra])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.errors import ConfigError  # noqa: E402
 from lavender.config import load_config  # noqa: E402
 from lavender.tasks.caption import blind_baseline, load_split  # noqa: E402

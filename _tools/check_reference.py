@@ -16,9 +16,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.models.weights import load_state_dict_into, load_torch_file  # noqa: E402
-from lavender.models.lavender import Lavender, ModelConfig, bert_settings  # noqa: E402
+from lavender.models.lavender import Lavender, ModelConfig  # noqa: E402
+from lavender.models.factory import bert_settings  # noqa: E402
 from lavender.models.video_swin import SwinConfig  # noqa: E402
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-9}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import is_frame_field  # noqa: E402
 from lavender.data.safe_pickle import load_plain_pickle  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.video_files import read_video_fields  # noqa: E402
 from lavender.data.tsv import atomic_write  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.data.sampling import extraction_indices  # noqa: E402
 from lavender.data.tsv import atomic_write, write_tsv  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import (lineidx_path_for, read_lineidx, save_id2lineidx, scan_rows, split_row,  # noqa: E402

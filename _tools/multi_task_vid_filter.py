@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.data.caption_data import caption_keys  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
-from lavender.data.video_store import load_annotation_file  # noqa: E402
+from lavender.data.annotations import load_annotation_file  # noqa: E402
 from lavender.fileio import atomic_json  # noqa: E402
 
 CAPTION_YAMLS = {"msrvtt": "MSRVTT-v2/{split}_32frames.yaml", "msvd": "MSVD/{split}_32frames.yaml"}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import EXIT_USER_ERROR, main_guard  # noqa: E402
+from lavender.run import EXIT_USER_ERROR, main_guard  # noqa: E402
 from lavender.config import DEFAULTS  # noqa: E402
 from lavender.errors import ConfigError, DataError  # noqa: E402
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for, write_tsv  # noqa: E402
-from lavender.data.video_store import load_annotation_file  # noqa: E402
+from lavender.data.annotations import load_annotation_file  # noqa: E402
 
 
 def _split_keys(d: dict, split: str, path):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from lavender.cli import main_guard  # noqa: E402
+from lavender.run import main_guard  # noqa: E402
 from lavender.data.codec import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, id2lineidx_path_for  # noqa: E402
 

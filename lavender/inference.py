@@ -25,30 +25,28 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .errors import ConfigError, DataError
-from .config import for_task, load_config
+from .config import load_config
 from .data.clips import ClipSampler
 from .data.video_files import read_video_fields
-from .data.video_store import VideoStore, load_annotation_file
+from .data.video_store import VideoStore
 from .engine.precision import autocast, resolve_precision
+from .errors import ConfigError, DataError
+from .models.factory import build_model
 from .models.weights import load_weights
-from .models.generation import GenerationConfig, decode_captions, generate
-from .models.lavender import build_model
 from .paths import resolve_bert_dir
-from .tasks import build_task
-from .tasks.base import Task
-from .tasks.caption import Captioning
-from .tasks.multi_task import baseline_head_name
-from .tasks.qa_mc import MCDigit, MCTrueFalseTS
-from .tasks.retrieval import score_columns
+from .tasks import build_task, families, family_class
 from .tokenizer import load_tokenizer
 
-__all__ = ["Predictor", "Video", "run_config", "load_model", "read_inputs", "option_probs", "RUN_ARGS", "MODES"]
+__all__ = ["Predictor", "Video", "run_config", "load_model", "read_inputs", "predicting_families", "RUN_ARGS"]
 
 RUN_ARGS = "args.json"  # the resolved config a run writes into its folder
-MODES = ("qaoe", "qamc", "retrieval", "captioning")  # the families a Predictor can answer in
 LAYOUT_NAMES = {"video_swin": "Video Swin (visual backbone only)", "hf_bert": "BERT (text only)",
                 "swinbert": "SwinBERT"}
+
+
+def predicting_families():
+    """The families a Predictor can answer in (those whose class implements `predict`)."""
+    return [name for name, cls in families().items() if cls.predicts]
 
 
 @dataclass
@@ -72,15 +70,13 @@ def run_config(path_ckpt, config=None, overrides=()):
             raise ConfigError(f"no {RUN_ARGS} beside {path_ckpt} (a run folder has one): pass --config "
                               f"with the settings the checkpoint was trained with (e.g. _args/args_msrvtt-qa.json)")
     cfg = load_config(["--config", os.fspath(config), *overrides, "--path_ckpt", path_ckpt])
-    if cfg.type not in MODES + ("pretrain", "multi-task"):
+    if cfg.type not in families():
         raise ConfigError(f"{config}: type {cfg.type!r} is not a task family")
     return cfg
 
 
 def model_heads(cfg, tokenizer):
     """The heads the run's model was built with (those of its own task family)."""
-    if cfg.type == "captioning":
-        return {"fc_mtm": None}  # captioning decodes with the MLM head
     return build_task(cfg.type, cfg, tokenizer, build_data=False).heads()
 
 
@@ -117,37 +113,6 @@ def _misfit(rep):
     return "; ".join(parts)
 
 
-def task_view(cfg, family, member=None):
-    """(config, note) a `family` task runs under: the run's config, or for a multi-task run that of
-    the member named `member`, else the first member of that family (else the first member)."""
-    if cfg.type != "multi-task":
-        if member:
-            raise ConfigError(f"--member applies to multi-task checkpoints; {cfg.config} is a {cfg.type} run")
-        return cfg.copy(), None
-    entries = cfg.datasets
-    names = [e.get("task") for e in entries]
-    if member:
-        if member not in names:
-            raise ConfigError(f"--member {member!r}: the run's tasks are {', '.join(map(str, names))}")
-        entry = entries[names.index(member)]
-    else:
-        same = [e for e in entries if e.get("type") == family]
-        entry = (same or entries)[0]
-    note = None
-    if not member and len(entries) > 1:
-        note = f"settings of the run's task {entry.get('task')} (--member NAME picks another: {', '.join(names)})"
-    return for_task(cfg, entry), note
-
-
-def default_family(cfg, member=None):
-    """The phrasing a run answers in by default: its own family; pretraining's video-text matching is
-    retrieval's; a multi-task run's is that of `member` or of its first task."""
-    if cfg.type == "multi-task":
-        entry = next((e for e in cfg.datasets if e.get("task") == member), cfg.datasets[0])
-        return entry.get("type")
-    return "retrieval" if cfg.type == "pretrain" else cfg.type
-
-
 def training_sample_count(cfg):
     """Frames per video in the run's frame store (the tools' --sample), read from its first row;
     None when the store is not there."""
@@ -167,12 +132,14 @@ class Predictor:
     """A trained model with its run config and tokenizer, answering in the phrasing of one family."""
 
     def __init__(self, run_cfg, tokenizer, model, family=None, member=None):
-        family = family or default_family(run_cfg, member)
-        if family not in MODES:
-            raise ConfigError(f"cannot predict in the phrasing of {family!r}; choose one of {', '.join(MODES)}")
+        run_family = family_class(run_cfg.type)
+        family = family or run_family.predict_family(run_cfg, member)
+        if family not in predicting_families():
+            raise ConfigError(f"cannot predict in the phrasing of {family!r}; choose one of "
+                              f"{', '.join(predicting_families())}")
         self.run_cfg, self.tok, self.model = run_cfg, tokenizer, model
         self.family, self.member = family, member
-        self.cfg, self.note = task_view(run_cfg, family, member)
+        self.cfg, self.note, self.head_name = run_family.task_view(run_cfg, family, member)
         self.device = next(model.parameters()).device
         self.sampler = ClipSampler(self.cfg.size_frame, self.cfg.size_img, self.cfg.img_transform)
         self.notes = []
@@ -242,8 +209,8 @@ class Predictor:
         cfg = self.cfg.copy()
         cfg.update(changes)
         task = build_task(self.family, cfg, self.tok, build_data=False)
-        if self.run_cfg.type == "multi-task" and cfg.head == "task_specific":
-            task.head_name = baseline_head_name(self.family, cfg)
+        if self.head_name:
+            task.head_name = self.head_name
         have = self.model.cfg.heads
         for name, k in task.heads().items():
             if name not in have or have[name] != k:
@@ -258,101 +225,36 @@ class Predictor:
         stack.enter_context(autocast(resolve_precision(self.cfg, self.device), self.device))
         return stack
 
-    @staticmethod
-    def _rows(enc, n, device):
-        """An encoded text (one example) repeated for a batch of `n` videos."""
-        return {k: v.unsqueeze(0).repeat(n, *[1] * v.dim()).to(device) for k, v in enc.items()}
+    def ask(self, family, videos, batch_size=None, changes=None, **query):
+        """`family`'s answer to `query` for each video (its Task.predict), in that family's phrasing;
+        `changes`: config keys the question needs (e.g. size_option)."""
+        if family != self.family:
+            return self.view(family).ask(family, videos, batch_size, changes, **query)
+        task = self.task(**(changes or {}))
+        with self._run():
+            return task.predict(self.model, self.batches(videos, batch_size), **query)
 
     def answer(self, videos, question, k=5, batch_size=None):
         """Open-ended QA (a `[MASK]` in the question makes it fill-in-the-blank): per video the top-`k`
         (answer, probability) of the MLM head (task-specific head: of its classes)."""
-        if self.family != "qaoe":
-            return self.view("qaoe").answer(videos, question, k, batch_size)
-        task = self.task()
-        task.set_fib("[MASK]" in question)
-        if task.heads() != {"fc_mtm": None} and task.label2ans is None:
-            task.label2ans = _label2ans(task)
-        enc = task.encode({"question": question, "answer_text": ""}, False, None)
-        out = []
-        with self._run():
-            for idx, img in self.batches(videos, batch_size):
-                batch = dict(self._rows(enc, len(idx), self.device), img=img)
-                logits, _ = task.logits(self.model, batch)
-                top = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), -1)
-                for p, c in zip(top.values.tolist(), top.indices.tolist()):
-                    out.append([(str(task.class_name(ci)), pi) for ci, pi in zip(c, p)])
-        return out
+        return self.ask("qaoe", videos, batch_size, question=question, k=k)
 
     def choose(self, videos, question, options, batch_size=None):
         """Multiple choice in this run's phrasing (`mc_mode`: option index digit, or true/false per
-        option): per video one number per option, higher = more likely (module `option_probs`)."""
-        if self.family != "qamc":
-            return self.view("qamc").choose(videos, question, options, batch_size)
-        if len(options) < 2:
-            raise ConfigError("give at least two --options")
-        task = self.task(size_option=len(options))
-        if isinstance(task, MCDigit) and len(options) > 10:
-            raise ConfigError("the option-index phrasing names options by one digit: at most 10 options")
-        item = {"question": question, "answer": -1, **{f"option_{i}": o for i, o in enumerate(options)}}
-        enc = task.encode(item, False, None)
-        out = []
-        with self._run():
-            for idx, img in self.batches(videos, batch_size):
-                batch = dict(self._rows(enc, len(idx), self.device), img=img)
-                scores, _, _ = task.option_scores(self.model, batch)
-                out.extend(option_probs(task, scores.float()).tolist())
-        return out
+        option): per video one number per option, higher = more likely (softmax over the options for the
+        digit phrasing, P(true) of each option for true/false)."""
+        return self.ask("qamc", videos, batch_size, {"size_option": len(options)}, question=question,
+                        options=options)
 
     def rank(self, videos, text, batch_size=None):
         """Video-text matching (retrieval): the score of `text` against each video (P(true) of the MLM
         head's true/false, as retrieval evaluation ranks)."""
-        if self.family != "retrieval":
-            return self.view("retrieval").rank(videos, text, batch_size)
-        task = self.task()
-        txt, mask = task.encode_text(text)
-        with self._run():
-            idx, cols = score_columns(task, self.model, self.batches(videos, batch_size),
-                                      txt[None].to(self.device), mask[None].to(self.device), chunk=1)
-        scores = [0.0] * len(videos)
-        for i, c in zip(idx, cols):
-            scores[i] = float(c[0])
-        return scores
+        return self.ask("retrieval", videos, batch_size, text=text)
 
     def caption(self, videos, batch_size=None):
         """A caption per video, decoded with the MLM head (`max_gen_length`, `num_beams`, ... from the
         config): [(caption, confidence = exp(mean log-prob))]."""
-        if self.family != "captioning":
-            return self.view("captioning").caption(videos, batch_size)
-        if not self.model.has_mlm:
-            raise ConfigError("captions are decoded with the MLM head; this checkpoint has a task-specific head")
-        settings = GenerationConfig.from_config(self.cfg)
-        base = Task(self.cfg, self.tok, build_data=False)  # only captioning's task token / prompt is needed
-        out = []
-        with self._run():
-            for idx, img in self.batches(videos, batch_size):
-                pre = base.pretext(self.model, len(idx), Captioning.task_token)
-                res = generate(self.model, img, base.ids, settings, pretext=pre)
-                out.extend(zip(decode_captions(self.tok, res.ids), res.scores.float().exp().tolist()))
-        return out
-
-
-def option_probs(task, scores):
-    """Per-option numbers to compare: the option-index phrasing's digit logits -> softmax over the
-    options ("ratio" scoring: its ratios as they are); true/false scores are P(true) of each option
-    already (a task-specific scalar head: sigmoid of its logit)."""
-    if isinstance(task, MCDigit):
-        return scores if task.cfg.retrieval_score == "ratio" and task.heads() == {"fc_mtm": None} \
-            else scores.softmax(-1)
-    return scores.sigmoid() if isinstance(task, MCTrueFalseTS) else scores
-
-
-def _label2ans(task):
-    """Class id -> answer of a task-specific QA head, from the run's annotation file when it is there."""
-    try:
-        a2l = load_annotation_file(task.annotation_path()).get("ans2label")
-    except DataError:
-        return None
-    return {v: k for k, v in a2l.items()} if isinstance(a2l, dict) else None
+        return self.ask("captioning", videos, batch_size)
 
 
 def read_inputs(predictor: Predictor, paths: Sequence[str] = (), tsv: Optional[str] = None,

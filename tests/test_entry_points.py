@@ -116,7 +116,7 @@ def test_eval_retrieval_script(tmp_path):
     world = make_color_world(str(tmp_path / "data"), n_videos=8, dataset="msrvtt",
                              tasks={"msrvtt-retrieval": "retrieval"})
     from lavender.config import load_config
-    from lavender.models.pretrained import create_model
+    from lavender.models.factory import create_model
     import torch
     argv = ["--config", "_args/args_msrvtt-retrieval.json"] + tiny_overrides(world, tmp_path / "out")
     cfg = load_config([os.path.join(REPO_ROOT, a) if a.startswith("_args") else a for a in argv])

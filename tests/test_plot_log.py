@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from lavender.cli import main_guard
+from lavender.run import main_guard
 from lavender.paths import REPO_ROOT
 
 TOOL = f"{REPO_ROOT}/_tools/plot_log.py"

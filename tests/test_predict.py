@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lavender.cli import main_guard
+from lavender.run import main_guard, run
 from lavender.data.codec import encode_frame
 from lavender.data.tsv import write_tsv
 from lavender.data.video_store import VideoStore
-from lavender.engine.run import run
 from lavender.inference import Predictor
 from lavender.paths import REPO_ROOT
 from tiny import COLORS, _frame, make_color_world, tiny_argv, write_tiny_vocab, write_video
@@ -225,7 +224,7 @@ def test_multi_task_runs_answer_with_their_members_settings(tmp_path):
     entries = [{"type": "qaoe", "task": "tiny-qa", "size_txt": 10}, {"type": "retrieval", "task": "tiny-retrieval"}]
     from lavender.errors import ConfigError
     from lavender.config import load_config
-    from lavender.models.lavender import build_model
+    from lavender.models.factory import build_model
     from lavender.tokenizer import load_tokenizer
     cfg = load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=entries))
     tok = load_tokenizer(cfg.tokenizer)

@@ -197,7 +197,7 @@ def run_killed(family, argv, monkeypatch, when):
     `when(state)` is true has been written: a killed run, to be resumed with `--resume latest`."""
     import pytest
     from lavender.engine.checkpointing import CheckpointManager
-    from lavender.engine.run import run
+    from lavender.run import run
     save = CheckpointManager.save_resume
 
     def killed(self, state):

@@ -1,8 +1,7 @@
-"""`VideoStore`: video id -> sampled, transformed clip; `load_annotations` for ``txt_{task}.json``."""
+"""`VideoStore`: video id -> sampled, transformed clip, from a frame TSV."""
 from __future__ import annotations
 
 import collections
-import json
 import os
 import random as _random
 from typing import Dict, List, Optional, Union
@@ -15,7 +14,7 @@ from .codec import file_frame_start, frame_bytes, frame_fields
 from .sampling import temporal_sample
 from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
 
-__all__ = ["VideoStore", "load_annotations", "load_annotation_file", "check_videos"]
+__all__ = ["VideoStore"]
 
 
 class VideoStore:
@@ -116,60 +115,3 @@ class VideoStore:
 
     def __repr__(self) -> str:
         return f"VideoStore({self.path!r}, size_frame={self.size_frame}, size_img={self.size_img})"
-
-
-def load_annotation_file(path_json) -> dict:
-    """The whole ``txt_{task}.json`` dict (splits + optional ``ans2label``)."""
-    path_json = str(path_json)
-    if not os.path.exists(path_json):
-        raise DataError(f"missing annotation file {path_json}")
-    try:
-        with open(path_json) as f:
-            d = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path_json}: invalid JSON ({e})") from None
-    if not isinstance(d, dict):
-        raise DataError(f"{path_json}: expected a dict with 'train'/'val'[/'test'] keys")
-    return d
-
-
-def check_videos(items: List[dict], store, skip_bad: bool = False, where: str = "") -> List[dict]:
-    """Keep items whose ``video`` is in `store`; else one DataError listing the first missing ids."""
-    missing = [it.get("video") for it in items if it.get("video") not in store]
-    if not missing:
-        return items
-    uniq = list(dict.fromkeys(missing))
-    msg = (f"{where}: {len(missing)} item(s) / {len(uniq)} video(s) not in {getattr(store, 'path', store)}; "
-           f"first missing: {uniq[:10]}")
-    if not skip_bad:
-        raise DataError(msg)
-    if hasattr(store, "skip_reasons"):
-        store.n_skipped += len(uniq)
-        for v in uniq:
-            store.skip_reasons[v] = "not in the frame store"
-    return [it for it in items if it.get("video") in store]
-
-
-def load_annotations(path_json, split: str, store=None, skip_bad: bool = False) -> List[dict]:
-    """Items of `split` in ``txt_{task}.json``.
-
-    A list split is returned as is; a pretraining dict split ``{vid: [caption, …]}`` becomes
-    ``[{"video": vid, "caption": [caption, …]}]``. With `store`, every item's ``video`` must be
-    in it (one DataError listing the first missing ids and the count), or with `skip_bad`
-    those items are dropped and counted in ``store.n_skipped``.
-    """
-    d = load_annotation_file(path_json)
-    if split not in d:
-        splits = [k for k in d if k != "ans2label"]
-        raise DataError(f"{path_json} has no split {split!r} (splits present: {splits})")
-    items = d[split]
-    if isinstance(items, dict):
-        items = [{"video": k, "caption": v} for k, v in items.items()]
-    if not isinstance(items, list):
-        raise DataError(f"{path_json}[{split!r}] must be a list of items or a {{video: [captions]}} dict")
-    bad = [i for i, it in enumerate(items) if not isinstance(it, dict) or "video" not in it]
-    if bad:
-        raise DataError(f"{path_json}[{split!r}]: item(s) {bad[:10]} lack a 'video' field ({len(bad)} total)")
-    if store is not None:
-        items = check_videos(items, store, skip_bad, where=f"{path_json}[{split!r}]")
-    return items

@@ -40,5 +40,5 @@ class CheckpointManager:
     @staticmethod
     def load_resume(path, trust=False):
         """The resume state (tensors, numbers, strings and containers: never runs code from the file
-        unless `trust`, see `lavender.models.checkpoint.load_torch_file`)."""
+        unless `trust`, see `lavender.models.weights.load_torch_file`)."""
         return load_torch_file(path, trust=trust)

@@ -1,5 +1,6 @@
 """Evaluation: what a task's `evaluate` receives (`EvalContext`), the generic batch loop it offers,
 and the per-epoch metric log with best-epoch tracking (`log.json`, `best.json`)."""
+import dataclasses
 import logging
 import math
 import os
@@ -59,8 +60,29 @@ class EvalContext:
     def device(self):
         return self.dist.device
 
+    @property
+    def main(self):
+        """Whether this is the process that writes files and logs."""
+        return self.dist.main
+
     def autocast(self):
         return autocast(self.precision, self.device)
+
+    def with_precision(self, precision):
+        """The same context under another precision (e.g. retrieval's fp32 evaluation)."""
+        return dataclasses.replace(self, precision=precision)
+
+    def progress(self, total, desc):
+        """A progress bar on the main process (call .update(n), .close()); None elsewhere."""
+        return progress(self.main, total=total, desc=desc)
+
+    def gather(self, obj):
+        """[obj of every process] (this process's alone when there is one)."""
+        return D.all_gather_object(obj)
+
+    def broadcast(self, obj):
+        """The main process's `obj` on every process."""
+        return D.broadcast_object(obj)
 
     @torch.no_grad()
     def records(self, step, loader, desc="eval"):

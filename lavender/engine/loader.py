@@ -2,8 +2,9 @@
 
 `EpochLoader` is one dataset behind a `ShardSampler` and a DataLoader; `MetaLoader` interleaves several
 of them (multi-task: each step serves one task, drawn by an RNG that every rank seeds alike). Both
-have the same small interface the trainer uses: `len()` (batches in a full epoch), `set_epoch(e)`,
-iteration from the current position, and `state_dict()` / `load_state_dict()` for resume.
+have the interface the trainer uses (lavender.engine.protocol.Loader): `len()` (batches in a full epoch),
+`set_epoch(e)`, iteration from the current position, `batches_served()`, and `state_dict()` /
+`load_state_dict()` for resume.
 
 A dataset given to a loader has `set_epoch(epoch)` (augmentation draws depend on it) and is a
 map-style dataset. Each DataLoader gets its own seeded generator, so creating an iterator never draws
@@ -40,6 +41,10 @@ class EpochLoader:
         """Start `epoch` from its first batch (no-op when already in it, e.g. after a resume)."""
         if epoch != self.epoch:
             self.epoch, self.pos = epoch, 0
+
+    def batches_served(self):
+        """Batches served so far in all epochs (epochs are numbered from 1), the latest included."""
+        return (max(self.epoch, 1) - 1) * len(self) + self.pos
 
     def __iter__(self):
         self.dataset.set_epoch(self.epoch)
@@ -85,6 +90,9 @@ class MetaLoader:
     def set_epoch(self, epoch):
         if epoch != self.epoch:
             self.epoch, self.pos = epoch, 0
+
+    def batches_served(self):
+        return (max(self.epoch, 1) - 1) * len(self) + self.pos
 
     def schedule(self, epoch=None):
         """Which member serves each step of `epoch` (a list of names)."""

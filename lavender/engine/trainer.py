@@ -1,5 +1,5 @@
-"""The one training loop. It knows a task only through the `lavender.tasks.base.Task` contract (loader,
-train_step, evaluate, tracked_metrics) and delegates the run folder (`run_dir`), checkpoint files
+"""The one training loop. It knows a task only through the declared protocol (lavender.engine.protocol:
+loader, train_step, evaluate, tracked_metrics, eval_splits) and delegates the run folder (`run_dir`), checkpoint files
 (`checkpointing`), evaluation and the metric log (`evaluation`) to their own modules."""
 import contextlib
 import logging
@@ -17,6 +17,7 @@ from .host_memory import RetainedHeap
 from .logs import StepLog, fmt_metrics, progress
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, resolve_precision
+from .protocol import StepContext
 from .rng import get_rng_state, set_rng_state
 from .run_dir import find_resume, prepare_run_dir
 
@@ -30,8 +31,8 @@ class _Step(torch.nn.Module):
         super().__init__()
         self.model, self.task = model, task
 
-    def forward(self, batch):
-        return self.task.train_step(self.model, batch)
+    def forward(self, batch, step):
+        return self.task.train_step(self.model, batch, step)
 
 
 class RunningStats:
@@ -147,8 +148,9 @@ class Trainer:
             if self.d.distributed and not last_micro:
                 sync = self.step_module.no_sync()
             with sync:
+                step = StepContext(epoch, self.global_step, self.max_iter, loader.batches_served())
                 with autocast(self.precision, self.device):
-                    loss, stats = self.step_module(batch)
+                    loss, stats = self.step_module(batch, step)
                 # fp16: a non-finite loss gives non-finite gradients, and the loss scaler skips that step
                 # (as the original's DeepSpeed loss scaling did); counted in n_skipped_steps_tr
                 self.scaler.scale(loss / cfg.grad_accum).backward()

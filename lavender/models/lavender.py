@@ -4,11 +4,10 @@ State-dict keys are exactly those of the original (``emb_task``, ``enc_txt.emb_t
 ``enc_img.*``, ``fc_mtm.predictions.*``), so original checkpoints load unchanged. The model knows
 tensors only: tokenisation, labels, losses and scoring live in the task code.
 """
-import json
-import os
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertOnlyMLMHead
@@ -23,21 +22,21 @@ N_TASK_TOKENS = 10
 SWINBERT_IMG_DIM = 512  # SwinBERT's img_feature_dim: its fc maps Swin features to 512, img_embedding to hidden
 
 # BertConfig fields a model needs; everything else in a config.json is irrelevant here.
-_BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id")
 
 
-def _default_bert():
+def default_bert():
     c = BertConfig()  # transformers' defaults are the bert-base-uncased values
-    return {k: getattr(c, k) for k in _BERT_FIELDS}
+    return {k: getattr(c, k) for k in BERT_FIELDS}
 
 
 @dataclass
 class ModelConfig:
     """Everything that decides the model's shapes (serialisable with :func:`dataclasses.asdict`)."""
     swin: SwinConfig = field(default_factory=lambda: SwinConfig.from_size("base"))
-    bert: dict = field(default_factory=_default_bert)
+    bert: dict = field(default_factory=default_bert)
     max_size_frame: int = 6
     max_size_patch: int = 14
     head: str = "mlm"              # "mlm" or "task_specific" (one head `fc` of head_size outputs)
@@ -80,52 +79,6 @@ def _bert_attn(name):
     if name not in ("sdpa", "eager"):
         raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {name!r}")
     return FUSION_SDPA if name == "sdpa" else name
-
-
-def _get(args, key, default=None):
-    """Read a key from a dict, a Namespace or any attribute bag."""
-    if isinstance(args, dict):
-        val = args.get(key, default)
-    else:
-        val = getattr(args, key, default)
-    return default if val is None else val
-
-
-def bert_settings(name=None, bert_dir=None, overrides=None):
-    """BertConfig fields: bert-base-uncased defaults, or the local folder's config.json, then ``overrides``."""
-    vals = _default_bert()
-    if bert_dir is None and name:
-        try:
-            from lavender.paths import resolve_bert_dir
-            bert_dir = resolve_bert_dir(name)
-        except ImportError:
-            bert_dir = None
-    if bert_dir and os.path.isfile(os.path.join(bert_dir, "config.json")):
-        with open(os.path.join(bert_dir, "config.json")) as f:
-            found = json.load(f)
-        vals.update({k: found[k] for k in _BERT_FIELDS if k in found})
-    for k, v in (overrides or {}).items():
-        vals[k] = v
-    return vals
-
-
-def model_config(args, bert_dir=None):
-    """ModelConfig from a run config (dict or Namespace) using the original's key names."""
-    swin = SwinConfig.from_size(_get(args, "vis_backbone_size", "base"), _get(args, "swin_config"),
-                                use_checkpoint=bool(_get(args, "use_checkpoint", False)))
-    name = _get(args, "fusion_encoder", None) or _get(args, "txt_backbone", "bert-base-uncased")
-    bert = bert_settings(name, bert_dir or _get(args, "bert_dir"), _get(args, "bert_config"))
-    return ModelConfig(swin=swin, bert=bert, max_size_frame=int(_get(args, "max_size_frame", 6)),
-                       max_size_patch=int(_get(args, "max_size_patch", 14)), head=_get(args, "head", "mlm"),
-                       head_size=int(_get(args, "head_size", 1)), heads=_get(args, "heads"),
-                       attn_implementation=_get(args, "attn_implementation", "sdpa"),
-                       swinbert=bool(_get(args, "swinbert", False)),
-                       txt_encoder=not _get(args, "txt_backbone_embed_only", True))
-
-
-def build_model(args, bert_dir=None):
-    """Build a randomly initialised :class:`Lavender` from a run config (weights: see ``checkpoint.load_weights``)."""
-    return Lavender(model_config(args, bert_dir))
 
 
 ENCODERS = ("enc_img", "trsfr")  # what `compile_encoders` compiles: the video and fusion encoders
@@ -359,9 +312,14 @@ class Lavender(nn.Module):
         out = self.trsfr(feat, attention_mask=ext).last_hidden_state
         return out if return_all else out[:, feat_img.shape[1]:]
 
-    def mlm(self, hidden):
-        """MLM logits [..., V] (fc_mtm, not tied to the word embeddings)."""
-        return self.fc_mtm(hidden)
+    def mlm(self, hidden, rows=None):
+        """MLM logits [..., V] (fc_mtm, not tied to the word embeddings); with `rows` (vocabulary ids, e.g.
+        true/false) only those logits [..., len(rows)]: the head's transform, then just those rows of the
+        decoder (the vocabulary projection is the costliest part of the head)."""
+        if rows is None:
+            return self.fc_mtm(hidden)
+        pred = self.fc_mtm.predictions
+        return F.linear(pred.transform(hidden), pred.decoder.weight[rows], pred.bias[rows])
 
     def head(self, hidden, name="fc"):
         """A task-specific head on the first text-part token: [B, K]."""

@@ -1,89 +1,44 @@
-"""The task contract and what every task shares: the dataset over (video, annotation item) pairs,
-the pretext (task token / prompt), and running the model with MLM logits only where they are needed.
+"""`Task`: the defaults of the engine's protocol (lavender.engine.protocol.TaskProtocol) and what most
+families share: datasets over (video, annotation item) pairs from `{data_dir}/img_{dataset}.tsv` and
+`txt_{task}.json`.
 
-The engine (`lavender.engine.trainer`) calls a task only through the methods of `Task` listed under
-"contract" below. A task family subclasses `Task` and usually writes four things: `encode` (item ->
-token ids + labels), `train_step`, `eval_step` and `summarize`; a family whose evaluation is not a
-loop over batches (retrieval's all-pairs scoring, captioning's decoding) overrides `evaluate`.
-The head (MLM or a task-specific baseline head) is decided by which class is built
-(`lavender.tasks.build_task`), never by branches inside a class.
+A family is one module of this package: a `Task` subclass registered with `@register("name")`
+(lavender.tasks.registry). It usually writes four things: `encode` (item -> token ids + labels),
+`train_step`, `eval_step` and `summarize`; a family whose evaluation is not a loop over batches
+(retrieval's all-pairs scoring, captioning's decoding) overrides `evaluate`. Within a family, `variant`
+picks the class a config runs (e.g. the task-specific baseline head), never branches inside a class.
+Families that answer in `lavender.inference.Predictor` implement `predict`.
 """
 import logging
 import os
-import random
-import zlib
 
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset
-
+from ..data.annotations import load_annotation_file, load_annotations
 from ..data.collate import collate_dicts
-from ..errors import DataError
-from ..data.video_store import VideoStore, load_annotation_file, load_annotations
+from ..data.video_store import VideoStore
 from ..engine.loader import EpochLoader
+from ..errors import ConfigError, DataError
 from ..tokenizer import special_ids
+from .items import ItemDataset, subsample_videos
+from .modeling import ModelHelpers
+from .text import TextHelpers
 
 log = logging.getLogger("lavender")
 
-# Prompt sentences of the original (SPEC §2.8); used only with enable_prompt.
-PROMPTS = {
-    "oe": "answer the question about the video.",
-    "fib": "fill in the mask to complete the sentence.",
-    "mc": "which answer is correct, from [0, 1, 2, 3, 4]?",
-    "vtm": "is the video-text paired, true or false?",
-    "retmc": "is the video-text matched, true or false?",
-    "cap": "write a description about the video.",
-}
 
+class Task(TextHelpers, ModelHelpers):
+    """Base class of every family (see module doc)."""
 
-class ItemDataset(Dataset):
-    """Annotation items + a frame store + the task's `encode`. Augmentation draws come from a
-    per-(seed, epoch, index) RNG, so results do not depend on worker count or on resuming.
-    `multi_clip`: every clip of a video (VideoStore.clip), for multi-clip retrieval testing."""
-
-    def __init__(self, items, store, encode, train, seed=0, multi_clip=False):
-        self.items, self.store, self.encode, self.train = items, store, encode, train
-        self.seed, self.epoch, self.multi_clip = seed, 0, multi_clip
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        item = self.items[i]
-        rng = random.Random(zlib.crc32(f"{self.seed}/{self.epoch}/{i}".encode()))
-        if "row" in item:  # pretraining: the row gives the video id
-            vid, img = self.store.clip_row(item["row"], self.train, rng)
-            item = dict(item, video=vid)
-        else:
-            img = self.store.clip(item["video"], self.train, rng, multi_clip=self.multi_clip) \
-                if self.store is not None else None
-        if img is None and self.store is not None:
-            return None  # skip_bad: counted by the store, dropped by collate
-        out = {"index": i, "video": item.get("video", "")}
-        if img is not None:
-            out["img"] = img
-        try:
-            out.update(self.encode(item, self.train, rng))
-        except DataError as e:  # an item the task cannot use (e.g. no caption): an error, or skip_bad
-            if self.store is None:
-                raise
-            self.store.skip(out["video"], e)
-            return None
-        return out
-
-
-class Task:
-    """Base class: builds datasets from `{data_dir}/img_{dataset}.tsv` + `txt_{task}.json`."""
-
+    family = None             # the registered family name (set by @register)
+    multi_task_member = True  # may be a task of a multi-task run
+    has_baseline_head = True  # has a task-specific baseline head (head task_specific)
+    pair_head = False         # its baseline head scores (video, text) pairs: the multi-head model's shared `fc`
+    predicts = ""             # what `predict` returns, in words ("" : this family does not predict)
     main_metric = "ac"        # the metric of `summarize` whose val value picks the best checkpoint
     main_scale = 1.0          # multi-task averages main_metric / main_scale (accuracy-like: 0-1)
-    prompt_name = "vtm"       # key of PROMPTS (enable_prompt; SPEC §2.8)
-    task_token = "vtm"        # row of the model's task-token table (enable_task_token; SPEC §2.8)
+    prompt_name = "vtm"       # key of PROMPTS (enable_prompt)
+    task_token = "vtm"        # row of the model's task-token table (enable_task_token)
     head_name = "fc"          # task-specific baselines: the model's MLP head they use
-    reads = ("data_ratio",)   # the keys of lavender.config.TASK_KEYS this class honours
+    reads = ("data_ratio",)   # the task_key config keys (lavender.config.TASK_KEYS) this class honours
     required_fields = ()      # annotation fields every item of this family needs (besides "video")
 
     def __init__(self, cfg, tokenizer, build_data=True):
@@ -92,6 +47,13 @@ class Task:
         self.datasets, self.store = {}, None
         if build_data:
             self.build_datasets()
+
+    @classmethod
+    def variant(cls, cfg):
+        """The class of this family that `cfg` runs (e.g. the baseline head for `head: task_specific`)."""
+        if cfg.head == "task_specific":
+            raise ConfigError(f"{cls.family} has only the MLM head; use head mlm")
+        return cls
 
     # ------------------------------------------------------------------ data
     def annotation_path(self):
@@ -110,7 +72,7 @@ class Task:
         for split in self.data_splits(path):
             items = self.prepare_items(load_annotations(path, split, self.store, c.skip_bad), split)
             if c.data_ratio != 1.0 and split == "train":
-                items = _subsample(items, c.data_ratio, c.seed)
+                items = subsample_videos(items, c.data_ratio, c.seed)
             self.check_items(items, path, split)
             self.datasets[split] = ItemDataset(items, self.store, self.encode, split == "train", c.seed)
 
@@ -149,77 +111,21 @@ class Task:
         """Hook: filter or expand a split's items (e.g. one caption per video)."""
         return items
 
-    # ------------------------------------------------------------------ text helpers
-    def tokens(self, text):
-        """WordPiece ids of `text` without [CLS]/[SEP]."""
-        return self.tok.encode(text, add_special_tokens=False) if text else []
+    def encode(self, item, train, rng):
+        """Token ids, mask and labels of one annotation item (tensors)."""
+        raise NotImplementedError
 
-    def encode_base(self, text, length):
-        """`[CLS] text [SEP] [PAD]...` of exactly `length` ids (the original's str2txt)."""
-        ids = [self.ids["cls"]] + self.tokens(text)[: length - 2] + [self.ids["sep"]]
-        return ids + [self.ids["pad"]] * (length - len(ids))
-
-    def mask_tokens(self, ids, rng, keep, p=None):
-        """Each token of `ids` not in `keep` replaced by [MASK] with probability `p` (default `p_mask`), drawn from
-        `rng` (the example's own RNG: reproducible and resumable). Returns (ids, labels): labels hold
-        the original id at masked positions and -1 elsewhere."""
-        p = self.cfg.p_mask if p is None else p
-        ids, labels = list(ids), [-1] * len(ids)
-        for k, t in enumerate(ids):
-            if t not in keep and rng.random() < p:
-                ids[k], labels[k] = self.ids["mask"], t
-        return ids, labels
-
-    def single_token(self, word):
-        """Id of `word` if it is exactly one in-vocabulary WordPiece, else -1."""
-        toks = self.tokens(str(word))
-        return toks[0] if len(toks) == 1 and toks[0] != self.ids["unk"] else -1
-
-    # ------------------------------------------------------------------ model helpers
-    def pretext(self, model, batch_size, name=None):
-        """Task token or prompt prepended to the text (both off in the shipped configs); `name` picks
-        another family's (e.g. "cap" for caption decoding), default this task's `prompt_name`/`task_token`."""
+    def make_loader(self, dataset, batch_size, dist, device, train=False, segments=None):
+        """An EpochLoader over `dataset` for this process: shuffled per epoch and padded to equal steps per
+        rank for training, each example once for evaluation."""
         c = self.cfg
-        if c.enable_prompt:
-            ids = [self.ids["cls"]] + self.tokens(PROMPTS[name or self.prompt_name]) + [self.ids["sep"]]
-            dev = next(model.parameters()).device
-            return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
-        if c.enable_task_token:
-            return model.pretext(batch_size, task_token=c.task_token or name or self.task_token)
-        return None
+        return EpochLoader(dataset, self.collate, batch_size, dist, shuffle=train, seed=c.seed, segments=segments,
+                           workers=c.n_workers, pin_memory=device.type == "cuda")
 
-    def fused(self, model, img, txt, mask, feat_img=None, mask_img=None, feat_txt=None, attn="full"):
-        """Text-part hidden states of the fusion encoder, pretext positions dropped. Precomputed
-        video features / text embeddings may be passed to avoid recomputing them per pair; `attn` is
-        the attention mask ("full", or "seq2seq" for captioning)."""
-        if feat_img is None:
-            feat_img, mask_img = model.encode_video(img)
-        if feat_txt is None:
-            feat_txt = model.embed_text(txt, mask, causal=attn == "seq2seq")
-        pre = self.pretext(model, mask.shape[0])
-        hidden = model.fuse(feat_img, mask_img, feat_txt, mask, pretext=pre, attn=attn)
-        return hidden[:, hidden.shape[1] - mask.shape[1]:]
+    def collate(self, batch):
+        return collate_dicts(batch)
 
-    @staticmethod
-    def mlm_at(model, hidden, labels):
-        """MLM logits only at positions with a label >= 0 (the vocabulary projection is the
-        costliest part of the head: no need to run it at every position)."""
-        sel = labels >= 0
-        return model.mlm(hidden[sel]), labels[sel]
-
-    @staticmethod
-    def ce(logits, labels):
-        return F.cross_entropy(logits.float(), labels)
-
-    @staticmethod
-    def ce_valid(logits, labels):
-        """Cross-entropy averaged over the rows with a label >= 0 (0 when there is none). No boolean
-        indexing, so no dynamic shapes and no host-device sync in the training step."""
-        valid = labels >= 0
-        per_row = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
-        return (per_row * valid).sum() / valid.sum().clamp(min=1)
-
-    # ------------------------------------------------------------------ contract (what the engine calls)
+    # ------------------------------------------------------------------ the engine's protocol
     def heads(self):
         """The model heads this task needs: {name: outputs}, None for the MLM head `fc_mtm`."""
         return {"fc_mtm": None}
@@ -238,18 +144,13 @@ class Task:
         return None
 
     def loader(self, split, dist, device):
-        """The batches of `split` for this process (`lavender.engine.loader.EpochLoader`): shuffled
-        per epoch and padded to equal steps per rank for training, each example once for evaluation."""
+        """The batches of `split` for this process."""
         c, train = self.cfg, split == "train"
         bs = c.size_batch if train or not c.size_batch_eval else c.size_batch_eval
-        return EpochLoader(self.datasets[split], self.collate, bs, dist, shuffle=train, seed=c.seed,
-                           segments=self.segments(split), workers=c.n_workers, pin_memory=device.type == "cuda")
+        return self.make_loader(self.datasets[split], bs, dist, device, train, self.segments(split))
 
-    def collate(self, batch):
-        return collate_dicts(batch)
-
-    def train_step(self, model, batch):
-        """(loss, {stat: float or 0-d tensor}) of one training batch; stats are averaged per epoch."""
+    def train_step(self, model, batch, step=None):
+        """(loss, {stat: float or 0-d tensor}) of one training batch; `step`: its StepContext."""
         raise NotImplementedError
 
     def eval_step(self, model, batch):
@@ -274,27 +175,19 @@ class Task:
         """The frame stores whose skipped videos (skip_bad) are reported at the end of a run."""
         return [self.store] if self.store is not None else []
 
-    # ------------------------------------------------------------------ family helpers
-    def encode(self, item, train, rng):
-        """Token ids, mask and labels of one annotation item (tensors)."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ prediction (lavender.inference)
+    @classmethod
+    def predict_family(cls, cfg, member=None):
+        """The family whose phrasing a checkpoint of this family answers in by default."""
+        return cls.family
 
+    @classmethod
+    def task_view(cls, cfg, family, member=None):
+        """(config, note, head name or None) that a `family` task runs under for a checkpoint of this family."""
+        if member:
+            raise ConfigError(f"--member applies to multi-task checkpoints; {cfg.config} is a {cfg.type} run")
+        return cfg.copy(), None, None
 
-def true_false_scores(logits_tf, rule="prob"):
-    """Score of "true" from (true, false) logits [..., 2].
-
-    "prob": softmax probability of true = sigmoid(l_true - l_false) — monotone, what we rank by.
-    "ratio": the original's l_true / (l_true + l_false) on raw logits (can flip rankings; SPEC §9 #6).
-    """
-    lt, lf = logits_tf[..., 0].float(), logits_tf[..., 1].float()
-    if rule == "ratio":
-        return lt / (lt + lf)
-    return torch.sigmoid(lt - lf)
-
-
-def _subsample(items, ratio, seed):
-    """data_ratio: <1 keeps that fraction of videos (with all their items), >1 that many videos."""
-    vids = sorted({it["video"] for it in items})
-    random.Random(seed).shuffle(vids)
-    keep = set(vids[: int(-(-len(vids) * ratio // 1)) if ratio < 1 else int(ratio)])
-    return [it for it in items if it["video"] in keep]
+    def predict(self, model, batches, **query):
+        """Per video, this family's answer to `query` (e.g. question=...) for `batches` of (indices, clips)."""
+        raise NotImplementedError(f"{self.family} does not predict")

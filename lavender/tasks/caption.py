@@ -1,4 +1,5 @@
-"""Video captioning (MSRVTT, MSVD; SPEC §2.12, §5.7) as masked language modelling with a seq2seq mask.
+"""Video captioning (MSRVTT, MSVD; docs/original.md#captioning-training-and-evaluation) as masked language
+modelling with a seq2seq mask.
 
 Data: SwinBERT's layout, one yaml per split (`train_yaml`, `val_yaml`, `test_yaml`, relative to
 `data_dir`; `lavender.data.caption_data`), frames read with SwinBERT's column rule unless `frame_column`
@@ -30,14 +31,15 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, DataError
 from ..data.caption_data import load_caption_split
 from ..data.tsv import write_tsv
-from ..engine import dist as D
+from ..errors import ConfigError, DataError
 from ..fileio import atomic_json
 from ..metrics.caption import caption_metrics, load_coco_references
 from ..models.generation import GenerationConfig, decode_captions, generate
-from .base import ItemDataset, Task, _subsample
+from .base import Task
+from .items import ItemDataset, subsample_videos
+from .registry import register
 
 log = logging.getLogger("lavender")
 
@@ -45,7 +47,8 @@ EVAL_SPLITS = ("val", "test")  # the splits with a yaml key (`{split}_yaml`)
 
 
 def captioning_loss(logits, labels, label_smoothing=0.0, drop_worst_ratio=0.0):
-    """SwinBERT's `CaptioningLoss` as it was meant to work (the original never read its options, SPEC §9 #7).
+    """SwinBERT's `CaptioningLoss` as it was meant to work (the original never read its options,
+    docs/original.md#6-the-captioning-losss-options-are-never-read).
 
     Per token: KL divergence from the smoothed target (1 - eps on the label, eps / (V - 1) on every other
     class) to the predicted distribution; with eps = 0 this is the cross-entropy. `drop_worst_ratio` r
@@ -101,17 +104,26 @@ def load_split(cfg, yaml):
                               frame_column=column, skip_bad=cfg.skip_bad)
 
 
+@register("captioning")
 class Captioning(Task):
     """LAVENDER captioning: masked caption tokens predicted under the seq2seq mask; MLM decoding."""
 
     main_metric = "CIDEr"     # not bounded by 1: multi-task averages it as it is (typically 0-2)
     prompt_name = task_token = "cap"
+    has_baseline_head = False
+    predicts = "a caption per video, with its confidence exp(mean log-probability)"
+
+    @classmethod
+    def variant(cls, cfg):
+        if cfg.head == "task_specific":
+            raise ConfigError("captioning has only the MLM head (the original has no task-specific captioner); "
+                              "use head mlm")
+        return cls
 
     def __init__(self, cfg, tokenizer, build_data=True):
         check_config(cfg)
         self.generation = GenerationConfig.from_config(cfg, cfg.size_txt)
         self.splits, self.references = {}, {}
-        self._train_loader = None
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
@@ -137,12 +149,13 @@ class Captioning(Task):
                                                    lambda item, train, rng: {}, False, c.seed)
 
     def subsample(self, samples):
-        """data_ratio: < 1 keeps that fraction of videos (all their captions), > 1 that many samples (SPEC §5.9)."""
+        """data_ratio: < 1 keeps that fraction of videos (all their captions), > 1 that many samples
+        (docs/original.md#data_ratio-and-reinit_head)."""
         r = self.cfg.data_ratio
         if r == 1.0:
             return samples
         if r < 1:
-            return _subsample(samples, r, self.cfg.seed)
+            return subsample_videos(samples, r, self.cfg.seed)
         keep = set(random.Random(self.cfg.seed).sample(range(len(samples)), min(int(r), len(samples))))
         return [s for i, s in enumerate(samples) if i in keep]
 
@@ -154,25 +167,14 @@ class Captioning(Task):
         return {"txt": txt, "mask": (txt != ids["pad"]).long(), "labels": torch.tensor(labels)}
 
     # ------------------------------------------------------------------ contract
-    def loader(self, split, dist, device):
-        ld = super().loader(split, dist, device)
-        if split == "train":
-            self._train_loader = ld  # its position counts the training batches (drop_worst_after)
-        return ld
-
-    def train_batches(self):
-        """Training batches served so far, this one included (resumes with the loader); None outside a run."""
-        ld = self._train_loader
-        return None if ld is None else (max(ld.epoch, 1) - 1) * len(ld) + ld.pos
-
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         c = self.cfg
         hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"], attn="seq2seq")
         logits, labels = self.mlm_at(model, hidden, batch["labels"])
         if labels.numel() == 0:  # nothing masked in the whole batch (short captions, small p_mask)
             return hidden.sum() * 0, {}
-        n = self.train_batches()
-        drop = c.drop_worst_ratio if n is None or n > c.drop_worst_after else 0.0
+        # drop_worst_after counts this task's training batches (outside a run: no count, the ratio applies)
+        drop = c.drop_worst_ratio if step is None or step.batches > c.drop_worst_after else 0.0
         loss = captioning_loss(logits, labels, c.label_smoothing, drop)
         return loss, {"ac": (logits.argmax(-1) == labels).float().mean()}
 
@@ -187,6 +189,16 @@ class Captioning(Task):
                        generator=g)
         return {"index": batch["index"], "ids": out.ids, "score": out.scores}
 
+    def predict(self, model, batches):
+        """Per video (caption, confidence = exp(mean log-prob)), decoded with the MLM head."""
+        if not model.has_mlm:
+            raise ConfigError("captions are decoded with the MLM head; this checkpoint has a task-specific head")
+        out = []
+        for idx, img in batches:
+            res = generate(model, img, self.ids, self.generation, pretext=self.pretext(model, len(idx)))
+            out.extend(zip(decode_captions(self.tok, res.ids), res.scores.float().exp().tolist()))
+        return out
+
     def evaluate(self, split, ctx):
         """Decode every video of `split` once (over all processes), score on the main process, broadcast."""
         data, refs = self.splits[split], self.references[split]
@@ -197,12 +209,12 @@ class Captioning(Task):
         captions = decode_captions(self.tok, records["ids"])
         confs = [math.exp(float(s)) for s in records["score"]]
         metrics = None
-        if ctx.dist.main:
+        if ctx.main:
             metrics = caption_metrics(refs, dict(zip(keys, captions)), meteor=self.cfg.caption_meteor)
             metrics["n"] = len(keys)
             if ctx.out_dir:
                 self.write_predictions(ctx, data, keys, captions, confs, metrics)
-        metrics = D.broadcast_object(metrics)
+        metrics = ctx.broadcast(metrics)
         preds = [{"video": k, "caption": c, "conf": p, "references": refs[k]}
                  for k, c, p in zip(keys, captions, confs)]
         return metrics, preds
@@ -220,7 +232,7 @@ class Captioning(Task):
 
     def write_predictions(self, ctx, data, keys, captions, confs, metrics):
         path = self.prediction_file(ctx.out_dir, ctx.epoch, data.yaml)
-        if os.path.exists(path):  # the original silently reused such a file (SPEC §9 #24)
+        if os.path.exists(path):  # the original silently reused such a file (docs/original.md, bug 20)
             log.warning("replacing %s with this evaluation's predictions", path)
         write_tsv(path, ([k, json.dumps([{"caption": c, "conf": p}])] for k, c, p in zip(keys, captions, confs)))
         atomic_json(metrics, os.path.splitext(path)[0] + ".eval.json")

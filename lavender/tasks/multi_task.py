@@ -1,11 +1,12 @@
-"""Multi-task training (SPEC §5.8, `main_multi_task_mlm.py`): one model, every task of `datasets` at once.
+"""Multi-task training (docs/original.md#multi-task-training, `main_multi_task_mlm.py`): one model, every task
+of `datasets` at once.
 
-Each entry of the config's `datasets` is a task of a known family (`type`: retrieval, qaoe, qamc,
-captioning) whose keys override the global ones (keys given on the command line override the
+Each entry of the config's `datasets` is a task of a registered family that may be a member (`type`:
+retrieval, qaoe, qamc, captioning, ...) whose keys override the global ones (keys given on the command line override the
 entries). With `head: mlm` all tasks share the MLM head (LAVENDER); with `head: task_specific` each
 task gets its original baseline head on the shared backbone (`main_multi_task_multi_head.py`:
-`fc` for retrieval and true/false MC such as LSMDC-MC, `fc_{type}_{task}` for the others; captioning
-keeps the MLM head).
+`fc` for the families that score pairs, retrieval and true/false MC such as LSMDC-MC; `fc_{type}_{task}` for
+the others; a family without a baseline head, captioning, keeps the MLM head).
 
 Each training step serves one task, drawn uniformly (the original) or in proportion to the tasks'
 train sizes (`task_sampling`); an epoch has as many steps as all tasks have batches. After each
@@ -18,47 +19,55 @@ import logging
 import os
 
 from ..config import TASK_KEYS, for_task
-from ..errors import ConfigError
 from ..engine.loader import MetaLoader
+from ..errors import ConfigError
 from .base import Task
-from .qa_mc import mc_mode
+from .registry import check_task_keys, families, register, task_class
 
 log = logging.getLogger("lavender")
 
-MEMBER_FAMILIES = ("retrieval", "qaoe", "qamc", "captioning")
+
+def member_families():
+    """The registered families that may be tasks of a multi-task run."""
+    return [n for n, cls in families().items() if cls.multi_task_member]
 
 
-def baseline_head_name(family, cfg):
-    """The original multi-head baseline's head of a task (SPEC §2.9): the scalar per-pair head `fc` is
-    shared by retrieval and true/false multiple choice (LSMDC-MC); the others get `fc_{type}_{task}`."""
-    if family == "retrieval" or (family == "qamc" and mc_mode(cfg) == "truefalse"):
-        return "fc"
-    return f"fc_{family}_{cfg.task}".replace("-", "_")
+def baseline_head_name(cls, cfg):
+    """The original multi-head baseline's head of a member task of class `cls`
+    (docs/original.md#task-specific-baseline-heads): the scalar per-pair head `fc` is shared by the classes that
+    score (video, text) pairs (retrieval, true/false MC such as LSMDC-MC); the others get `fc_{type}_{task}`."""
+    return "fc" if cls.pair_head else f"fc_{cls.family}_{cfg.task}".replace("-", "_")
 
 
+@register("multi-task")
 class MultiTask(Task):
-    """Several tasks behind the one Task contract: the engine never knows how many it runs."""
+    """Several tasks behind the one protocol: the engine never knows how many it runs."""
 
+    multi_task_member = False
     main_metric = "mean"
     reads = tuple(TASK_KEYS)  # checked per member (entries) and over the members (global keys) below
 
+    @classmethod
+    def variant(cls, cfg):
+        return cls  # head task_specific: each member its baseline head (the multi-head model)
+
     def __init__(self, cfg, tokenizer, build_data=True):
-        from . import check_task_keys, task_class
         entries = cfg.datasets
+        allowed = member_families()
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise ConfigError(f"{cfg.config}: a multi-task config needs 'datasets': a list of task entries")
         self.members = {}
         for i, entry in enumerate(entries):
             where = f"{cfg.config}: datasets[{i}]"
             family, name = entry.get("type"), entry.get("task")
-            if family not in MEMBER_FAMILIES or not name:
-                raise ConfigError(f"{where}: needs 'type' (one of {', '.join(MEMBER_FAMILIES)}) and 'task'")
+            if family not in allowed or not name:
+                raise ConfigError(f"{where}: needs 'type' (one of {', '.join(allowed)}) and 'task'")
             if name in self.members:
                 raise ConfigError(f"{where}: task {name!r} appears twice")
             try:
                 sub = for_task(cfg, entry)
                 sub.type = family
-                if family == "captioning":
+                if not families()[family].has_baseline_head:
                     sub.head = "mlm"  # the original's multi-head model keeps MLM captioning
                 cls = task_class(family, sub)
                 check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
@@ -66,7 +75,7 @@ class MultiTask(Task):
             except ConfigError as e:
                 raise ConfigError(f"datasets[{i}] ({name}): {e}") from None
             if cfg.head == "task_specific":
-                member.head_name = baseline_head_name(family, sub)
+                member.head_name = baseline_head_name(cls, sub)
             self.members[name] = member
         check_task_keys(cfg, {k for m in self.members.values() for k in m.reads}, "none of its tasks",
                         f"{cfg.config}: ")
@@ -93,11 +102,14 @@ class MultiTask(Task):
         if split != "train":
             raise ValueError("multi-task evaluation runs per task (MultiTask.evaluate)")
         loaders = {n: m.loader("train", dist, device) for n, m in self.members.items()}
-        return MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed)
+        self._meta = MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed)
+        return self._meta
 
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         name = batch["task"]
-        loss, stats = self.members[name].train_step(model, batch)
+        if step is not None:  # the member counts its own batches
+            step = dataclasses.replace(step, batches=self._meta.loaders[name].batches_served())
+        loss, stats = self.members[name].train_step(model, batch, step)
         return loss, {f"{name}_ls": loss.detach(), **{f"{name}_{k}": v for k, v in stats.items()}}
 
     def evaluate(self, split, ctx):
@@ -107,7 +119,7 @@ class MultiTask(Task):
             if split not in m.eval_splits():
                 continue
             sub = dataclasses.replace(ctx, out_dir=os.path.join(ctx.out_dir, name) if ctx.out_dir else None)
-            if sub.out_dir and ctx.dist.main:
+            if sub.out_dir and ctx.main:
                 os.makedirs(sub.out_dir, exist_ok=True)
             mm, pp = m.evaluate(split, sub)
             metrics.update({f"{name}_{k}": v for k, v in mm.items()})
@@ -120,3 +132,29 @@ class MultiTask(Task):
 
     def stores(self):
         return [s for m in self.members.values() for s in m.stores()]
+
+    # ------------------------------------------------------------------ prediction
+    @classmethod
+    def predict_family(cls, cfg, member=None):
+        entry = next((e for e in cfg.datasets if e.get("task") == member), cfg.datasets[0])
+        return entry.get("type")
+
+    @classmethod
+    def task_view(cls, cfg, family, member=None):
+        """The settings of the member named `member`, else of the first member of `family` (else the first
+        member), and the baseline head that member was trained with (head task_specific)."""
+        entries = cfg.datasets
+        names = [e.get("task") for e in entries]
+        if member:
+            if member not in names:
+                raise ConfigError(f"--member {member!r}: the run's tasks are {', '.join(map(str, names))}")
+            entry = entries[names.index(member)]
+        else:
+            entry = ([e for e in entries if e.get("type") == family] or entries)[0]
+        note = None
+        if not member and len(entries) > 1:
+            note = (f"settings of the run's task {entry.get('task')} (--member NAME picks another: "
+                    f"{', '.join(names)})")
+        sub = for_task(cfg, entry)
+        head = baseline_head_name(task_class(family, sub), sub) if cfg.head == "task_specific" else None
+        return sub, note, head

@@ -1,4 +1,4 @@
-"""LAVENDER pretraining (SPEC §5.2): masked language modelling (MTM) + video-text matching phrased as
+"""LAVENDER pretraining (docs/original.md#pretraining-objectives): masked language modelling (MTM) + video-text matching phrased as
 MLM (VTM: "true"/"false" at a [MASK] appended after the text), equal weights.
 
 Data, as the original: for each dataset in `dataset` (e.g. ["webvid2.5m", "cc3m"]) the frame parts
@@ -22,9 +22,13 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from ..errors import ConfigError, DataError
-from ..data.video_store import VideoStore, load_annotation_file
+from ..data.annotations import load_annotation_file
+from ..data.video_store import VideoStore
 from ..paths import repo_path
-from .base import ItemDataset, Task, true_false_scores
+from .base import Task
+from .items import ItemDataset
+from .modeling import true_false_scores
+from .registry import register
 
 IMAGE_DATASETS = ("cc3m", "coco", "vg", "cc12m")
 
@@ -62,13 +66,24 @@ class Segmented(ConcatDataset):
             p.set_epoch(epoch)
 
 
+@register("pretrain")
 class Pretrain(Task):
     main_metric = "ac_vtm"
     reads = ("size_part", "pretrain_tasks")
+    multi_task_member = False
+    has_baseline_head = False
 
-    def __init__(self, cfg, tokenizer, build_data=True):
+    @classmethod
+    def variant(cls, cfg):
         if cfg.head != "mlm":
             raise ConfigError("pretraining is implemented for the LAVENDER MLM model only (head: mlm)")
+        return cls
+
+    @classmethod
+    def predict_family(cls, cfg, member=None):
+        return "retrieval"  # its video-text matching is retrieval's phrasing
+
+    def __init__(self, cfg, tokenizer, build_data=True):
         self.part_stores = []
         self.objectives = [t for t in ("mtm", "vtm") if t in cfg.pretrain_tasks]  # pretrain_tasks, in this order
         self.main_metric = "ac_vtm" if "vtm" in self.objectives else "ac_mtm"
@@ -179,7 +194,7 @@ class Pretrain(Task):
             hits["vtm_hit"] = (score.argmax(1) == 0).long()
         return losses, hits
 
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         losses, n = self.losses(model, batch)
         stats = {f"ls_{k}": v.detach() for k, v in losses.items()}
         if "mtm" in losses:

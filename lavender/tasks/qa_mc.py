@@ -1,4 +1,5 @@
-"""Multiple-choice QA, in the original's two MLM phrasings (SPEC §5.4, §5.5), each with its baseline:
+"""Multiple-choice QA, in the original's two MLM phrasings (docs/original.md#multiple-choice-option-index,
+docs/original.md#multiple-choice-truefalse-per-option), each with its baseline:
 
 * `MCDigit` (TGIF-Action/Transition, `main_qamc_mlm.py`): all options in one text, the answer is the
   option's index digit at the [MASK]. Baseline `MCDigitTS`: a `size_option`-way head
@@ -13,7 +14,9 @@ import torch
 
 from ..errors import ConfigError
 from ..metrics import accuracy
-from .base import Task, true_false_scores
+from .base import Task
+from .modeling import true_false_scores
+from .registry import register
 
 TRUEFALSE_TASKS = ("msrvtt-mc", "lsmdc-mc")
 
@@ -28,10 +31,19 @@ def mc_mode(cfg):
     return mode
 
 
+@register("qamc")
 class MultipleChoice(Task):
     """What both phrasings share: options, loss over `option_scores`, accuracy and predictions."""
 
     main_metric = "ac"
+    predicts = "one number per option of a question, higher = more likely"
+
+    @classmethod
+    def variant(cls, cfg):
+        ts = cfg.head == "task_specific"
+        if mc_mode(cfg) == "digit":
+            return MCDigitTS if ts else MCDigit
+        return MCTrueFalseTS if ts else MCTrueFalse
 
     def missing_fields(self, item):
         return [f for f in ["answer"] + [f"option_{i}" for i in range(self.cfg.size_option)] if f not in item]
@@ -47,7 +59,7 @@ class MultipleChoice(Task):
         """([B, O] scores, higher = more likely the answer; logits and targets of the training loss)."""
         raise NotImplementedError
 
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         scores, logits, target = self.option_scores(model, batch)
         return self.ce_valid(logits, target), {"ac": (scores.argmax(-1) == batch["label"]).float().mean()}
 
@@ -59,6 +71,23 @@ class MultipleChoice(Task):
     def summarize(self, records, split):
         return {"ac": accuracy(records["pred"] == records["label"]), "n": int(len(records["label"]))}
 
+    def option_probabilities(self, scores):
+        """Per-option numbers to compare, from `option_scores` (true/false: P(true) of each option)."""
+        return scores
+
+    def predict(self, model, batches, question, options):
+        """Per video one number per option (`option_probabilities`)."""
+        if len(options) < 2:
+            raise ConfigError("give at least two --options")
+        item = {"question": question, "answer": -1, **{f"option_{i}": o for i, o in enumerate(options)}}
+        enc = self.encode(item, False, None)
+        out = []
+        for idx, img in batches:
+            batch = {k: v.unsqueeze(0).repeat(len(idx), *[1] * v.dim()).to(img.device) for k, v in enc.items()}
+            scores, _, _ = self.option_scores(model, dict(batch, img=img))
+            out.extend(self.option_probabilities(scores.float()).tolist())
+        return out
+
     def predictions(self, records, split):
         items = self.datasets[split].items
         return [{"video": items[int(i)]["video"], "question": items[int(i)].get("question", ""),
@@ -68,7 +97,7 @@ class MultipleChoice(Task):
 
 class MCDigit(MultipleChoice):
     """`[CLS] q [SEP] option 0: o0 ... [MASK] [SEP]`: the answer's index digit at the [MASK]; `mask_pos`
-    puts the [MASK] elsewhere (SPEC §5.1)."""
+    puts the [MASK] elsewhere (docs/original.md#text-layouts)."""
 
     prompt_name = task_token = "mc"
     reads = MultipleChoice.reads + ("mask_pos",)
@@ -92,6 +121,15 @@ class MCDigit(MultipleChoice):
             txt = txt[:10] + [mask] + txt[10:] if len(txt) >= 10 else txt + [mask]
         return self.pack(torch.tensor(txt), item)
 
+    def option_probabilities(self, scores):
+        """Softmax over the options (`retrieval_score` ratio: the original's ratios as they are)."""
+        return scores if self.cfg.retrieval_score == "ratio" else scores.softmax(-1)
+
+    def predict(self, model, batches, question, options):
+        if len(options) > 10:
+            raise ConfigError("the option-index phrasing names options by one digit: at most 10 options")
+        return super().predict(model, batches, question, options)
+
     def option_scores(self, model, batch):
         txt, label = batch["txt"], batch["label"]
         hidden = self.fused(model, batch["img"], txt, batch["mask"])
@@ -112,6 +150,9 @@ class MCDigitTS(MCDigit):
     def heads(self):
         return {self.head_name: self.cfg.size_option}
 
+    def option_probabilities(self, scores):
+        return scores.softmax(-1)
+
     def encode(self, item, train, rng):
         return self.pack(torch.tensor(self.encode_base(self.text(item), self.cfg.size_txt)), item)
 
@@ -123,7 +164,8 @@ class MCDigitTS(MCDigit):
 class MCTrueFalse(MultipleChoice):
     """One text `q option_i` per option with a [MASK] after the padding: "true" for the answer."""
 
-    prompt_name = "retmc"     # the task token is "vtm", as the original (SPEC §2.8)
+    prompt_name = "retmc"     # the task token is "vtm", as the original
+    pair_head = True
 
     def texts(self, item):
         q = item.get("question", "")
@@ -157,6 +199,9 @@ class MCTrueFalseTS(MCTrueFalse):
     def heads(self):
         return {self.head_name: 1}
 
+    def option_probabilities(self, scores):
+        return scores.sigmoid()
+
     def encode(self, item, train, rng):
         return self.pack(torch.tensor([self.encode_base(t, self.cfg.size_txt) for t in self.texts(item)]), item)
 
@@ -165,10 +210,3 @@ class MCTrueFalseTS(MCTrueFalse):
         logits = model.head(self.option_hidden(model, batch), self.head_name).view(B, O)
         return logits, logits, batch["label"]
 
-
-def task_class(cfg):
-    """The multiple-choice class for a config's `mc_mode` and `head`."""
-    ts = cfg.head == "task_specific"
-    if mc_mode(cfg) == "digit":
-        return MCDigitTS if ts else MCDigit
-    return MCTrueFalseTS if ts else MCTrueFalse

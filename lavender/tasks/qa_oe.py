@@ -2,7 +2,7 @@
 LSMDC fill-in-the-blank (the blank is the [MASK]). `QAOpenEndedTS` is the original's
 classifier-over-answers baseline (`main_qaoe_task_specific.py`, `head: task_specific`).
 
-Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
+Metrics (docs/original.md#open-ended-qa-accuracies), all over every question of the split's json:
   ac_1, ac_5   the original's figures: out-of-vocabulary answers count as wrong; on test, when
                `size_test` is set, scaled by n_json / size_test as the original's "adjusted" accuracy
   ac_1_all     top-1 over every question in the json (multi-token/OOV answers wrong), never scaled
@@ -11,17 +11,25 @@ Metrics (SPEC §5.3, LESSONS #6), all over every question of the split's json:
 """
 import torch
 
-from ..errors import ConfigError
+from ..data.annotations import load_annotation_file
+from ..errors import ConfigError, DataError
 from ..metrics import accuracy, topk_hits
 from .base import Task
+from .registry import register
 
 
+@register("qaoe")
 class QAOpenEnded(Task):
     """LAVENDER: the answer word predicted by the MLM head at the [MASK]."""
 
     main_metric = "ac_1"
     prompt_name = task_token = "oe"
     required_fields = ("question",)
+    predicts = "the top answers of a question (a [MASK] in it: fill in the blank), with probabilities"
+
+    @classmethod
+    def variant(cls, cfg):
+        return QAOpenEndedTS if cfg.head == "task_specific" else cls
 
     def missing_fields(self, item):
         answer = [] if "answer_text" in item or "answer" in item else ["answer_text (or answer + ans2label)"]
@@ -41,7 +49,7 @@ class QAOpenEnded(Task):
     def set_fib(self, fib):
         """Fill-in-the-blank (the question holds the literal [MASK]) or a question with the answer after it."""
         self.fib = bool(fib)
-        self.prompt_name = "fib" if self.fib else "oe"  # its own prompt; the task token stays "oe" (SPEC §2.8)
+        self.prompt_name = "fib" if self.fib else "oe"  # its own prompt; the task token stays "oe"
 
     def answer_word(self, item):
         if "answer_text" in item:
@@ -77,7 +85,7 @@ class QAOpenEnded(Task):
         h = hidden[torch.arange(len(pos), device=pos.device), pos]
         return model.mlm(h), batch["label"]
 
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         if self.fib:  # every [MASK] of the sentence is labelled with the answer
             hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
             logits, labels = self.mlm_at(model, hidden, batch["labels"])
@@ -108,6 +116,19 @@ class QAOpenEnded(Task):
     def class_name(self, c):
         """Readable answer of class `c` (a vocabulary token here)."""
         return self.tok.convert_ids_to_tokens(c)
+
+    def predict(self, model, batches, question, k=5):
+        """Per video the top-`k` (answer, probability) for `question` (a [MASK] in it: fill-in-the-blank)."""
+        self.set_fib("[MASK]" in question)
+        enc = self.encode({"question": question, "answer_text": ""}, False, None)
+        out = []
+        for idx, img in batches:
+            batch = {k2: v.unsqueeze(0).repeat(len(idx), *[1] * v.dim()).to(img.device) for k2, v in enc.items()}
+            logits, _ = self.logits(model, dict(batch, img=img))
+            top = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), -1)
+            for p, c in zip(top.values.tolist(), top.indices.tolist()):
+                out.append([(str(self.class_name(ci)), pi) for ci, pi in zip(c, p)])
+        return out
 
     def reference(self, item):
         return self.answer_word(item)
@@ -148,12 +169,21 @@ class QAOpenEndedTS(QAOpenEnded):
         hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"])
         return model.head(hidden, self.head_name), batch["label"]
 
-    def train_step(self, model, batch):
+    def train_step(self, model, batch, step=None):
         logits, label = self.logits(model, batch)
         return self.ce_valid(logits, label), {"ac": (logits.argmax(-1) == label).float().mean()}
 
     def class_name(self, c):
         return self.label2ans.get(c, c) if self.label2ans else c
+
+    def predict(self, model, batches, question, k=5):
+        if self.label2ans is None:  # class id -> answer, from the run's annotation file when it is there
+            try:
+                a2l = load_annotation_file(self.annotation_path()).get("ans2label")
+            except DataError:
+                a2l = None
+            self.label2ans = {v: k2 for k2, v in a2l.items()} if isinstance(a2l, dict) else None
+        return super().predict(model, batches, question, k)
 
     def reference(self, item):
         return item.get("answer")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lavender.data.tsv import TSVFile, TSVFileCollection
-from lavender.data.video_store import VideoStore, load_annotation_file, load_annotations
+from lavender.data.video_store import VideoStore
+from lavender.data.annotations import load_annotation_file, load_annotations
 
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
 

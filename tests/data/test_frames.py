@@ -14,7 +14,8 @@ from lavender.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from lavender.data.sampling import clip_starts, extraction_indices, temporal_sample
 from lavender.data.codec import decode_frame, decode_jpegs, encode_frame, file_frame_start, frame_fields, frame_start
 from lavender.data.tsv import TSVFile, write_tsv
-from lavender.data.video_store import VideoStore, load_annotations
+from lavender.data.video_store import VideoStore
+from lavender.data.annotations import load_annotations
 
 
 class FixedRng:

@@ -154,7 +154,7 @@ def test_split_parts(tmp_path):
 def test_multi_task_vid_filter_counts(tmp_path):
     """A video that one task evaluates on leaves every train split of that dataset; counts reported."""
     from tiny import make_color_world
-    from lavender.cli import main_guard
+    from lavender.run import main_guard
     mod = tool("multi_task_vid_filter")
 
     def filter_main(argv):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lavender.engine.checkpointing import CheckpointManager
-from lavender.engine.run import run
+from lavender.run import run
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, run_killed, tiny_argv
 
@@ -62,7 +62,7 @@ def test_best_checkpoint_is_a_trained_epoch_even_if_zero_shot_was_better(world, 
     """A zero-shot epoch 0 (path_ckpt) better than every trained epoch: *_best.pt still exists and is the
     best trained epoch's file (best among trained epochs, as the original's argmax)."""
     from lavender.config import load_config
-    from lavender.models.pretrained import create_model
+    from lavender.models.factory import create_model
     from lavender.tasks.qa_oe import QAOpenEnded
     argv = tiny_argv(world, tmp_path / "out", "tiny-qa", "qaoe", size_epoch=2, max_steps=0)
     torch.save(create_model(load_config(argv)).state_dict(), tmp_path / "zs.pt")
@@ -88,8 +88,8 @@ def _nan_at_call(monkeypatch, n):
     from lavender.tasks.qa_oe import QAOpenEnded
     step, calls = QAOpenEnded.train_step, []
 
-    def train_step(self, model, batch):
-        loss, stats = step(self, model, batch)
+    def train_step(self, model, batch, step_ctx=None):
+        loss, stats = step(self, model, batch, step_ctx)
         calls.append(1)
         return (loss * float("nan") if len(calls) == n else loss), stats
     monkeypatch.setattr(QAOpenEnded, "train_step", train_step)

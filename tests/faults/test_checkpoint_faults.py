@@ -17,7 +17,7 @@ from transformers import BertConfig, BertForPreTraining, BertModel
 from lavender.models import build_model, load_weights
 from lavender.errors import CheckpointError
 from lavender.models.weights import load_torch_file
-from lavender.models.pretrained import create_model
+from lavender.models.factory import create_model
 from tiny import TINY_MODEL, Payload
 
 BERT = dict(TINY_MODEL["bert_config"], vocab_size=60, max_position_embeddings=32)
@@ -62,7 +62,7 @@ def test_crafted_files_through_create_model(tmp_path, marker):
     os.remove(bert / "model.safetensors")
     _crafted(bert / "pytorch_model.bin", marker, "zip")
     with pytest.raises(CheckpointError, match=r"pytorch_model\.bin: refused"):
-        create_model(dict(CFG, fusion_encoder=str(bert), bert_init="pretrained"))
+        create_model(dict(CFG, fusion_encoder=str(bert), txt_backbone=str(bert), bert_init="pretrained"))
 
 
 def test_trust_checkpoint_is_threaded_through(tmp_path):
@@ -173,7 +173,7 @@ def test_expected_gaps_are_reported_as_expected(tmp_path, caplog):
     bert = tmp_path / "minilm"
     BertModel(BertConfig(**BERT)).save_pretrained(bert)
     with caplog.at_level(logging.INFO, logger="lavender"):
-        model = create_model(dict(CFG, fusion_encoder=str(bert), bert_init="pretrained"))
+        model = create_model(dict(CFG, fusion_encoder=str(bert), txt_backbone=str(bert), bert_init="pretrained"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "expected, the BERT file has no MLM head" in text and "result: OK" in text
     assert "INCOMPLETE" not in text and "MISSING" not in text

@@ -14,7 +14,7 @@ from lavender.engine import run_dir as R
 from lavender.engine.checkpointing import CheckpointManager
 from lavender.engine.dist import DistInfo
 from lavender.engine.logs import StepLog
-from lavender.engine.run import run
+from lavender.run import run
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, tiny_argv
 
@@ -93,7 +93,7 @@ def test_bad_splits_fail_at_start_up(world, tmp_path, monkeypatch, edit, match):
     for f in ("img_tiny.tsv", "img_tiny.lineidx", "img_tiny.id2lineidx.pkl"):
         os.symlink(os.path.join(world, f), tmp_path / f)
     built = []
-    monkeypatch.setattr("lavender.models.pretrained.build_model", lambda *a, **k: built.append(1))
+    monkeypatch.setattr("lavender.models.factory.build_model", lambda *a, **k: built.append(1))
     with pytest.raises(DataError, match=match):
         run("qaoe", tiny_argv(str(tmp_path), tmp_path / "out", "tiny-bad", "qaoe"))
     assert not built  # before the model is even built

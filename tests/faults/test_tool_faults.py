@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lavender.cli import EXIT_USER_ERROR, main_guard
+from lavender.run import EXIT_USER_ERROR, main_guard
 from lavender.errors import DataError
 from lavender.data.tsv import TSVFile, write_tsv
 from tiny import Payload, frame_b64, frame_rows
@@ -37,7 +37,7 @@ def guarded(capsys, name, argv):
 
 def test_every_tool_reports_user_errors_through_main_guard():
     for path in TOOLS.glob("*.py"):
-        assert "sys.exit(main_guard(main))" in path.read_text(), f"{path.name} does not use lavender.cli.main_guard"
+        assert "sys.exit(main_guard(main))" in path.read_text(), f"{path.name} does not use lavender.run.main_guard"
 
 
 def test_crafted_frame_pickle_subprocess(tmp_path, marker):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from lavender.config import load_config
 from lavender.models import build_model, compile_encoders
 from lavender.models.lavender import ENCODERS
-from lavender.models.pretrained import create_model
+from lavender.models.factory import create_model
 from lavender.paths import REPO_ROOT
 from tiny import TINY_MODEL, tiny_overrides
 

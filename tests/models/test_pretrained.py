@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
 from lavender.errors import ConfigError
-from lavender.models import build_model, load_weights, pretrained
-from lavender.models.pretrained import RANDOM, create_model, load_starting_weights
+from lavender.models import build_model, factory as pretrained, load_weights
+from lavender.models.factory import RANDOM, create_model, load_starting_weights
 from tiny import TINY_MODEL, lavender_log
 
 BERT = dict(TINY_MODEL["bert_config"], vocab_size=60, max_position_embeddings=32)

@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from lavender.errors import ConfigError, DataError
 from lavender.config import load_config
 from lavender.engine.dist import DistInfo
+from lavender.engine.protocol import StepContext
 from lavender.engine.evaluation import EvalContext
 from lavender.engine.optim import build_optimizer, build_scheduler
 from lavender.metrics.caption import caption_metrics
 from lavender.models.generation import decode_captions, generate
-from lavender.models.pretrained import create_model
+from lavender.models.factory import create_model
 from lavender.paths import REPO_ROOT, minilm_dir
 from lavender.tasks import build_task
 from lavender.tasks.caption import blind_baseline, captioning_loss, most_frequent_caption
@@ -116,10 +117,11 @@ def test_drop_worst_after_counts_training_batches(world, tmp_path, tok):
         plain, dropped = captioning_loss(logits, labels), captioning_loss(logits, labels, 0.0, 0.5)
         for pos, want in ((1, plain), (2, plain), (3, dropped)):  # batches served, this one included
             ld.pos = pos
-            assert torch.allclose(t.train_step(model, batch)[0], want, atol=1e-6), pos
+            step = StepContext(batches=ld.batches_served())
+            assert torch.allclose(t.train_step(model, batch, step)[0], want, atol=1e-6), pos
         ld.set_epoch(2)  # the count goes on across epochs: len(ld) batches per epoch
         ld.pos = 1
-        assert t.train_batches() == len(ld) + 1
+        assert ld.batches_served() == len(ld) + 1
 
 
 def test_training_sees_the_prefix_and_earlier_text_only(world, tmp_path, tok):

@@ -14,7 +14,7 @@ from lavender.errors import ConfigError
 from lavender.data.collate import collate_dicts
 from lavender.engine.dist import DistInfo
 from lavender.engine.loader import EpochLoader, MetaLoader
-from lavender.engine.run import run
+from lavender.run import run
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, run_killed, tiny_argv, write_qa_classes
 

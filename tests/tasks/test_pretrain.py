@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lavender.config import load_config
-from lavender.engine.run import run
+from lavender.run import run
 from lavender.engine.sampler import ShardSampler
 from lavender.tasks.pretrain import Pretrain
 from lavender.tokenizer import load_tokenizer

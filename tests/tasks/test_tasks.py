@@ -7,11 +7,12 @@ import torch
 
 from lavender.config import load_config
 from lavender.engine.dist import DistInfo
-from lavender.engine.run import run
-from lavender.models.pretrained import create_model
+from lavender.run import run
+from lavender.models.factory import create_model
 from lavender.tasks import build_task
 from lavender.tasks.qa_mc import MCDigit, MCTrueFalse
-from lavender.tasks.retrieval import score_all_pairs
+from lavender.engine.evaluation import EvalContext
+from lavender.tasks.retrieval_scoring import score_all_pairs
 from lavender.tokenizer import load_tokenizer
 from tiny import make_color_world, tiny_argv, write_qa_classes, write_tiny_vocab
 
@@ -92,7 +93,7 @@ def test_cached_retrieval_scores_equal_naive_pairs(world, tmp_path, tok):
     torch.manual_seed(0)
     model = create_model(cfg).eval()
     items = t.datasets["test"].items
-    metrics, scores = score_all_pairs(t, model, items, DistInfo(), cfg)
+    metrics, scores = score_all_pairs(t, items, EvalContext(model, DistInfo()))
     videos = list(dict.fromkeys(it["video"] for it in items))
     naive = np.zeros_like(scores)
     with torch.no_grad():
@@ -195,7 +196,7 @@ def test_mask_pos_layouts(world, tmp_path, tok, where):
 def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
     """SPEC §4.1: with more frames than size_frame, clips at starts 0..C-1 are encoded and their visual
     tokens averaged (after the visual encoder), in the one full-retrieval scorer."""
-    from lavender.tasks import retrieval
+    from lavender.tasks import retrieval_scoring as retrieval
     world = make_color_world(str(tmp_path / "w5"), n_videos=8, n_frames=5, tasks={"tiny-retrieval": "retrieval"})
     t, cfg = _task(world, tmp_path, "tiny-retrieval", "retrieval", tok, multi_clip_testing=True)
     torch.manual_seed(0)
@@ -206,7 +207,7 @@ def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
     encode = retrieval.encode_clips
     monkeypatch.setattr(retrieval, "encode_clips", lambda m, img: shapes.append(tuple(img.shape)) or encode(m, img))
     items = t.datasets["test"].items
-    _, scores = score_all_pairs(t, model, items, DistInfo(), cfg)
+    _, scores = score_all_pairs(t, items, EvalContext(model, DistInfo()))
     assert shapes == [(1, 3, 2, 3, 32, 32)] * 2  # per video: 3 clips (5 frames, size_frame 2) of 2 frames
     videos = list(dict.fromkeys(it["video"] for it in items))
     txt = torch.stack([t.encode_text(it["caption"])[0] for it in items])
@@ -223,19 +224,18 @@ def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
             avg, m = encode(model, torch.stack(clips)[None])
             assert torch.allclose(avg, f, atol=1e-6) and torch.equal(m, feats[0][1])
             assert (feats[0][0] - feats[2][0]).abs().max() > 1e-2  # the clips differ: averaging matters
-    cfg1 = cfg.copy()
-    cfg1.multi_clip_testing = False
+    t.cfg = cfg.copy()
+    t.cfg.multi_clip_testing = False
     shapes.clear()
-    score_all_pairs(t, model, items, DistInfo(), cfg1)
+    score_all_pairs(t, items, EvalContext(model, DistInfo()))
     assert shapes == [(2, 2, 3, 32, 32)]  # without it: one uniform clip per video
 
 
 def test_full_retrieval_evaluation_is_fp32_unless_asked(world, tmp_path, tok, monkeypatch):
-    from lavender.engine.evaluation import EvalContext
     from lavender.tasks import retrieval
     t, cfg = _task(world, tmp_path, "tiny-retrieval", "retrieval", tok, deepspeed=True)
     seen = []
-    monkeypatch.setattr(retrieval, "score_all_pairs", lambda *a, precision, **k: seen.append(precision) or ({}, None))
+    monkeypatch.setattr(retrieval, "score_all_pairs", lambda task, items, ctx, **k: seen.append(ctx.precision) or ({}, None))
     ctx = EvalContext(None, DistInfo(), precision="fp16", out_dir=None)  # a training run's fp16 (deepspeed)
     t.evaluate("val", ctx)
     assert seen == ["fp32"]

@@ -1,4 +1,6 @@
-"""Which weights a run starts from (SPEC §2.11), decided from its config in one place.
+"""The model of a run: its settings (`model_config`, from the run config), the model (`build_model`) and
+the weights it starts from (`load_starting_weights`), decided from the config in one place
+(docs/original.md#weight-initialisation-order-and-update_args).
 
 As the original, each step loads on top of the previous one:
 1. the text side (``bert_init: pretrained``): BERT embeddings (and, with ``txt_backbone_embed_only``
@@ -14,19 +16,60 @@ As the original, each step loads on top of the previous one:
 A summary logs where the value of every parameter came from.
 
 Every load obeys `ckpt_strict` (a partial load is an error unless it is false, then a warning) and
-`trust_checkpoint` (files that need full unpickling are refused unless it is true); see checkpoint.py.
+`trust_checkpoint` (files that need full unpickling are refused unless it is true); see weights/.
 """
+import json
 import logging
 import os
 
+from ..config import DEFAULTS
 from ..errors import ConfigError
 from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
+from .lavender import BERT_FIELDS, Lavender, ModelConfig, compile_encoders, default_bert
+from .video_swin import SwinConfig
 from .weights import HF_WEIGHT_FILES, load_weights, short_list
-from .lavender import build_model, compile_encoders
 
 log = logging.getLogger("lavender")
 
 RANDOM = "random init"
+# what a model is built from besides config keys (`build_model`'s settings may hold them)
+MODEL_EXTRAS = ("heads", "head_size", "attn_implementation")
+
+
+def _settings(cfg):
+    """A run config, or a dict of some config keys (the declared defaults for the others)."""
+    return {**DEFAULTS, **{k: v for k, v in dict(cfg).items() if v is not None or k not in DEFAULTS}}
+
+
+def bert_settings(name=None, bert_dir=None, overrides=None):
+    """BertConfig fields: bert-base-uncased defaults, or the local folder's config.json, then ``overrides``."""
+    vals = default_bert()
+    if bert_dir is None and name:
+        bert_dir = resolve_bert_dir(name)
+    if bert_dir and os.path.isfile(os.path.join(bert_dir, "config.json")):
+        with open(os.path.join(bert_dir, "config.json")) as f:
+            found = json.load(f)
+        vals.update({k: found[k] for k in BERT_FIELDS if k in found})
+    vals.update(overrides or {})
+    return vals
+
+
+def model_config(settings, bert_dir=None):
+    """`ModelConfig` from run settings (a config, or a dict of config keys plus MODEL_EXTRAS)."""
+    s = _settings(settings)
+    swin = SwinConfig.from_size(s["vis_backbone_size"], s["swin_config"], use_checkpoint=bool(s["use_checkpoint"]))
+    name = s["fusion_encoder"] or s["txt_backbone"]
+    bert = bert_settings(name, bert_dir, s["bert_config"])
+    extras = {k: s[k] for k in MODEL_EXTRAS if k in s}
+    return ModelConfig(swin=swin, bert=bert, max_size_frame=int(s["max_size_frame"]),
+                       max_size_patch=int(s["max_size_patch"]), head=s["head"], swinbert=bool(s["swinbert"]),
+                       txt_encoder=not s["txt_backbone_embed_only"], **extras)
+
+
+def build_model(settings, bert_dir=None):
+    """A randomly initialised :class:`Lavender` from run settings (see `model_config`); its starting
+    weights: `load_starting_weights`."""
+    return Lavender(model_config(settings, bert_dir))
 
 
 def create_model(cfg, heads=None):
@@ -35,9 +78,10 @@ def create_model(cfg, heads=None):
     args = dict(cfg)
     if heads is not None:
         args["heads"] = heads
-    model = build_model(args, bert_dir=resolve_bert_dir(cfg.get("fusion_encoder") or cfg.get("txt_backbone")))
+    s = _settings(cfg)
+    model = build_model(args, bert_dir=resolve_bert_dir(s["fusion_encoder"] or s["txt_backbone"]))
     log.info(describe_sources(load_starting_weights(model, cfg)))
-    if cfg.get("compile"):
+    if s["compile"]:
         compile_encoders(model)
     return model
 
@@ -49,28 +93,29 @@ def _has_weights(folder):
 def load_starting_weights(model, cfg):
     """Load the weights a run starts from into `model` (module doc); returns {parameter: where its value
     comes from}."""
+    cfg = _settings(cfg)
     sources = {k: RANDOM for k, _ in model.named_parameters()}
     head_names = [n for n, k in model.cfg.heads.items() if k is not None]
-    ckpt, reinit = cfg.get("path_ckpt"), bool(cfg.get("reinit_head"))
+    ckpt, reinit = cfg["path_ckpt"], bool(cfg["reinit_head"])
     if reinit and not head_names:
         raise ConfigError("reinit_head re-creates the task-specific heads (head task_specific); this model has "
                           "only the MLM head, which always comes from the pretrained weights")
 
     def load(path, label, **kw):
-        rep = load_weights(model, path, strict=cfg.get("ckpt_strict", True), trust=cfg.get("trust_checkpoint", False),
+        rep = load_weights(model, path, strict=cfg["ckpt_strict"], trust=cfg["trust_checkpoint"],
                            log=log.info, warn=log.warning, **kw)
         sources.update({k: label for k in rep.loaded if k in sources})
 
-    if cfg.get("bert_init", "pretrained") == "pretrained":
+    if cfg["bert_init"] == "pretrained":
         _load_text(cfg, load, required=not ckpt)
-    init = cfg.get("vis_backbone_init", "3d")
-    size = cfg.get("vis_backbone_size", "base")
+    init = cfg["vis_backbone_init"]
+    size = cfg["vis_backbone_size"]
     if ckpt:
         if init != "random":
             log.info("vis_backbone_init %s not used: Video Swin starts random under path_ckpt, as the original "
                      "(the checkpoint holds it)", init)
     elif init == "3d":
-        load(kinetics_ckpt(size, cfg.get("kinetics", 600)), "Kinetics Video Swin")  # a missing file says where
+        load(kinetics_ckpt(size, cfg["kinetics"]), "Kinetics Video Swin")  # a missing file says where
     elif init == "2d":
         load(swin2d_ckpt(size), "ImageNet 2D Swin, inflated to 3D")
     if ckpt:
@@ -86,11 +131,11 @@ def load_starting_weights(model, cfg):
 def _load_text(cfg, load, required):
     """Step 1: BERT embeddings from txt_backbone, fusion encoder + MLM head from fusion_encoder (one load
     when both name the same folder)."""
-    fus_name = cfg.get("fusion_encoder") or cfg.get("txt_backbone")
-    txt_name = cfg.get("txt_backbone") or fus_name
+    fus_name = cfg["fusion_encoder"] or cfg["txt_backbone"]
+    txt_name = cfg["txt_backbone"] or fus_name
     txt_dir, fus_dir = resolve_bert_dir(txt_name), resolve_bert_dir(fus_name)
     rand = {"trsfr.": "fusion_encoder_rand_init (the fusion encoder starts random)"} \
-        if cfg.get("fusion_encoder_rand_init") else None
+        if cfg["fusion_encoder_rand_init"] else None
     if txt_dir == fus_dir:
         parts = [(fus_name, fus_dir, None, rand)]
     else:
