@@ -25,7 +25,8 @@ from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import is_frame_field  # noqa: E402
 from lavender.data.safe_pickle import load_plain_pickle  # noqa: E402
-from lavender.data.tsv import id2lineidx_path_for, lineidx_path_for, write_tsv  # noqa: E402
+from lavender.data.tsv_index import id2lineidx_path_for, lineidx_path_for  # noqa: E402
+from lavender.data.tsv import write_tsv  # noqa: E402
 
 REWRITE = "write it again with _tools/extract_video-frame.py"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.video_files import read_video_fields  # noqa: E402
-from lavender.data.tsv import atomic_write  # noqa: E402
+from lavender.fileio import atomic_write  # noqa: E402
 
 VIDEO_EXTS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 

@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.data.sampling import extraction_indices  # noqa: E402
-from lavender.data.tsv import atomic_write, write_tsv  # noqa: E402
+from lavender.fileio import atomic_write  # noqa: E402
+from lavender.data.tsv import write_tsv  # noqa: E402
 
 COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 235),
           "yellow": (235, 220, 50), "purple": (150, 60, 200), "white": (240, 240, 240)}

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
-from lavender.data.tsv import (lineidx_path_for, read_lineidx, save_id2lineidx, scan_rows, split_row,  # noqa: E402
-                               write_lineidx)
+from lavender.data.tsv import scan_rows, split_row  # noqa: E402
+from lavender.data.tsv_index import lineidx_path_for, read_lineidx, save_id2lineidx, write_lineidx  # noqa: E402
 
 
 def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):

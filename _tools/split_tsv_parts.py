@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import file_frame_start, frame_fields, parse_frame_column  # noqa: E402
-from lavender.data.tsv import TSVFile, id2lineidx_path_for, write_tsv  # noqa: E402
+from lavender.data.tsv import TSVFile, write_tsv  # noqa: E402
+from lavender.data.tsv_index import id2lineidx_path_for  # noqa: E402
 from lavender.data.annotations import load_annotation_file  # noqa: E402
 
 

@@ -18,7 +18,8 @@ from PIL import Image  # noqa: E402
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.data.codec import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
-from lavender.data.tsv import TSVFile, id2lineidx_path_for  # noqa: E402
+from lavender.data.tsv import TSVFile  # noqa: E402
+from lavender.data.tsv_index import id2lineidx_path_for  # noqa: E402
 
 
 def frame_grid(frames, cols: int = 4, pad: int = 2) -> Image.Image:

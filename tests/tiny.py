@@ -8,7 +8,7 @@ import random
 import numpy as np
 
 from lavender.data.codec import encode_frame
-from lavender.data.tsv import write_tsv
+from lavender.data.tsv import TSVFile, write_tsv
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30)}
 SHAPES = ("circle", "square")
@@ -179,6 +179,11 @@ def frame_rows(n=10):
     return [[f"vid{i}", frame_b64(i), frame_b64(i + 1)] for i in range(n)]
 
 
+def read_parts(folder, name, n):
+    """The rows of the pretraining parts {name}_train_0..n-1.tsv, in order."""
+    return [row for p in range(n) for row in TSVFile(os.path.join(str(folder), f"{name}_train_{p}.tsv"))]
+
+
 def write_qa_classes(root, src="tiny-qa", dst="tiny-qa-ts"):
     """A copy of a colour-world QA json whose items carry integer answer classes (the classifier
     baseline's `answer`); returns the new task name."""
@@ -196,16 +201,16 @@ def run_killed(family, argv, monkeypatch, when):
     """Run `family` with `argv` and kill it (KeyboardInterrupt) right after the resume state for which
     `when(state)` is true has been written: a killed run, to be resumed with `--resume latest`."""
     import pytest
-    from lavender.engine.checkpointing import CheckpointManager
+    from lavender.engine.run_files import RunFiles
     from lavender.run import run
-    save = CheckpointManager.save_resume
+    save = RunFiles.save_resume
 
     def killed(self, state):
         save(self, state)
         if when(state):
             raise KeyboardInterrupt("simulated kill")
     with monkeypatch.context() as m:
-        m.setattr(CheckpointManager, "save_resume", killed)
+        m.setattr(RunFiles, "save_resume", killed)
         with pytest.raises(KeyboardInterrupt):
             run(family, argv)
 

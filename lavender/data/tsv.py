@@ -1,12 +1,10 @@
-"""TSV frame stores: the one reader (`TSVFile`, `TSVFileCollection`) and the writers.
+"""TSV frame stores: the one reader (`TSVFile`) and the writer (`write_tsv`); their indexes: tsv_index.py.
 
 Layout (kept from the original tools so files round-trip):
   * ``X.tsv``: one row per video, fields separated by ``\\t``, rows end with ``\\n``;
-    field 0 is the key (video id), the other fields are base64 frames (see frames.py
+    field 0 is the key (video id), the other fields are base64 frames (see codec.py
     for the frame-column rule).
-  * ``X.lineidx``: the decimal byte offset of every row start, one per line.
-  * ``X.id2lineidx.pkl`` (optional): pickled ``{key: byte offset of the row}`` (read without
-    running code from it: safe_pickle.py).
+  * ``X.lineidx`` / ``X.id2lineidx.pkl``: the row offsets / the key map (tsv_index.py).
 
 Reads are binary so offsets are byte offsets. The file handle is opened lazily and
 re-opened when the process id changes, so a `TSVFile` can be created in the main
@@ -14,79 +12,17 @@ process and used in forked DataLoader workers, or with ``num_workers=0``.
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
-import pickle
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ..fileio import atomic_write
 from ..errors import DataError
-from .safe_pickle import load_plain_pickle
+from ..fileio import atomic_write
+from .tsv_index import (lineidx_path_for, load_id2lineidx, read_lineidx, rebuild_hint, save_id2lineidx,
+                        write_lineidx)
 
-__all__ = [
-    "TSVFile", "TSVFileCollection", "atomic_write", "build_lineidx", "read_lineidx",
-    "write_lineidx", "write_tsv", "lineidx_path_for", "id2lineidx_path_for",
-    "load_id2lineidx", "save_id2lineidx", "scan_rows", "split_row", "head_rows", "rebuild_hint",
-    "tsv_path_for",
-]
-
-
-def lineidx_path_for(tsv_path) -> str:
-    """``X.tsv`` -> ``X.lineidx``."""
-    return os.path.splitext(str(tsv_path))[0] + ".lineidx"
-
-
-def id2lineidx_path_for(tsv_path) -> str:
-    """``X.tsv`` -> ``X.id2lineidx.pkl``."""
-    return os.path.splitext(str(tsv_path))[0] + ".id2lineidx.pkl"
-
-
-def tsv_path_for(index_path) -> str:
-    """``X.lineidx`` / ``X.id2lineidx.pkl`` -> ``X.tsv``."""
-    index_path = str(index_path)
-    for ext in (".id2lineidx.pkl", ".lineidx"):
-        if index_path.endswith(ext):
-            return index_path[:-len(ext)] + ".tsv"
-    return os.path.splitext(index_path)[0] + ".tsv"
-
-
-def rebuild_hint(tsv_path, index_path=None) -> str:
-    """How to rebuild the index of `tsv_path` (an ``.id2lineidx.pkl`` when `index_path` is one, else the
-    ``.lineidx``); both commands read the TSV itself."""
-    tsv_path = str(tsv_path)
-    if index_path and str(index_path).endswith(".pkl"):
-        return (f"rebuild it with `python _tools/make_id2lineidx_pkl.py --input_file {tsv_path} "
-                f"--output_file {index_path}` (which also rewrites the .lineidx)")
-    return (f"rebuild it with `python -c \"from lavender.data.tsv import build_lineidx; "
-            f"build_lineidx('{tsv_path}')\"`")
-
-
-def write_lineidx(path, offsets: Iterable[int]) -> None:
-    """Write decimal byte offsets, one per line (atomic)."""
-    with atomic_write(path, "w") as f:
-        for o in offsets:
-            f.write(f"{int(o)}\n")
-
-
-def read_lineidx(path) -> List[int]:
-    """Read a ``.lineidx`` file; raise DataError if it is missing or not integers."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise DataError(f"missing line index {path}: {rebuild_hint(tsv_path_for(path))}, "
-                        f"or write the TSV with _tools/extract_tsv.py (which writes both files)")
-    out = []
-    with open(path, "r") as f:
-        for n, line in enumerate(f):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(int(line))
-            except ValueError:
-                raise DataError(f"{path}: line {n + 1} is not a byte offset: {line[:40]!r}") from None
-    return out
+__all__ = ["TSVFile", "build_lineidx", "write_tsv", "scan_rows", "split_row", "head_rows"]
 
 
 def scan_rows(tsv_path) -> Iterator[Tuple[int, bytes]]:
@@ -150,28 +86,6 @@ def write_tsv(tsv_path, rows: Iterable[Sequence[str]], lineidx_path: Optional[st
     if id2lineidx_path:
         save_id2lineidx(id2lineidx_path, key2off)
     return key2off
-
-
-def save_id2lineidx(path, key2off: Dict[str, int]) -> None:
-    """Pickle ``{key: byte offset}`` atomically (the original ``id2lineidx.pkl`` format)."""
-    with atomic_write(path, "wb") as f:
-        pickle.dump(dict(key2off), f)
-
-
-def load_id2lineidx(path, tsv_path=None) -> Dict[str, int]:
-    """Load an ``id2lineidx.pkl`` without running code from it; DataError if missing or not
-    a dict {str key: int byte offset}."""
-    path = str(path)
-    hint = rebuild_hint(tsv_path or tsv_path_for(path), path)
-    if not os.path.exists(path):
-        raise DataError(f"missing key index {path}: {hint}")
-    d = load_plain_pickle(path, "key index {key: byte offset}", hint)
-    if not isinstance(d, dict):
-        raise DataError(f"{path}: expected a dict {{key: byte offset}}, got {type(d).__name__}; {hint}")
-    for k, v in d.items():
-        if not isinstance(k, str) or type(v) is not int or v < 0:
-            raise DataError(f"{path}: expected {{str key: byte offset}}, found {k!r}: {v!r}; {hint}")
-    return d
 
 
 class TSVFile:
@@ -371,72 +285,3 @@ class TSVFile:
     def __repr__(self) -> str:
         return f"TSVFile({self.path!r})"
 
-
-class TSVFileCollection:
-    """Several TSV part files behind one row index (e.g. ``{dataset}_train_{part}.tsv``)."""
-
-    def __init__(self, paths: Sequence, id2lineidx: Optional[Sequence] = None):
-        if not paths:
-            raise DataError("TSVFileCollection: no TSV paths given")
-        id2 = list(id2lineidx) if id2lineidx is not None else [None] * len(paths)
-        self.files = [TSVFile(p, id2lineidx=m) for p, m in zip(paths, id2)]
-        self._starts: Optional[List[int]] = None
-
-    @property
-    def starts(self) -> List[int]:
-        if self._starts is None:
-            s, acc = [], 0
-            for f in self.files:
-                s.append(acc)
-                acc += len(f)
-            s.append(acc)
-            self._starts = s
-        return self._starts
-
-    def __len__(self) -> int:
-        return self.starts[-1]
-
-    def locate(self, i: int):
-        """Global row `i` -> (TSVFile, local row)."""
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"row {i} out of range ({n} rows in {len(self.files)} parts)")
-        i %= n
-        p = bisect.bisect_right(self.starts, i) - 1
-        return self.files[p], i - self.starts[p]
-
-    def row(self, i: int) -> List[str]:
-        f, j = self.locate(i)
-        return f.row(j)
-
-    def key(self, i: int) -> str:
-        f, j = self.locate(i)
-        return f.key(j)
-
-    def __contains__(self, key) -> bool:
-        return any(key in f for f in self.files)
-
-    def file_of_key(self, key: str) -> TSVFile:
-        for f in self.files:
-            if key in f:
-                return f
-        raise DataError(f"key {key!r} not found in any of {[f.path for f in self.files]}")
-
-    def row_by_key(self, key: str) -> List[str]:
-        return self.file_of_key(key).row_by_key(key)
-
-    def keys(self) -> List[str]:
-        return [k for f in self.files for k in f.keys()]
-
-    def __iter__(self) -> Iterator[List[str]]:
-        for f in self.files:
-            yield from f
-
-    @classmethod
-    def from_parts(cls, data_dir, dataset: str, size_part: int) -> "TSVFileCollection":
-        """``{data_dir}/{dataset}_train_{part}.tsv`` for part in [0, size_part)."""
-        paths = [Path(data_dir) / f"{dataset}_train_{p}.tsv" for p in range(size_part)]
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise DataError(f"missing pretraining part(s): {missing} (write them with _tools/split_tsv_parts.py)")
-        return cls(paths)

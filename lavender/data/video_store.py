@@ -12,7 +12,8 @@ from ..errors import DataError
 from .clips import ClipSampler
 from .codec import file_frame_start, frame_bytes, frame_fields
 from .sampling import temporal_sample
-from .tsv import TSVFile, id2lineidx_path_for, lineidx_path_for
+from .tsv import TSVFile
+from .tsv_index import id2lineidx_path_for, lineidx_path_for
 
 __all__ = ["VideoStore"]
 

@@ -10,7 +10,7 @@ import time
 from ..errors import ConfigError
 from ..config import RESUME_FREE_KEYS, save_config
 from . import dist as D
-from .checkpointing import RESUME_FILE
+from .run_files import RESUME_FILE
 from .logs import setup_logging
 
 log = logging.getLogger("lavender")

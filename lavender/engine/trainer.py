@@ -11,7 +11,7 @@ import torch
 
 from ..fileio import atomic_json
 from . import dist as D
-from .checkpointing import RESUME_FILE, CheckpointManager
+from .run_files import RESUME_FILE, RunFiles
 from .evaluation import SPLIT_TAGS, EpochLog, EvalContext, to_device
 from .host_memory import RetainedHeap
 from .logs import StepLog, fmt_metrics, progress
@@ -100,7 +100,7 @@ class Trainer:
         cfg = self.cfg
         resume_file = find_resume(cfg)
         self.run_dir = prepare_run_dir(cfg, self.d, resume_file)
-        self.ckpt = CheckpointManager(self.run_dir, cfg.task, self.d.main)
+        self.files = RunFiles(self.run_dir, cfg.task, self.d.main)
         self.log = EpochLog(self.task.tracked_metrics(), self.run_dir, self.d.main)
         self.step_log = StepLog(self.run_dir, self.d.main)
         if cfg.size_epoch > 0:
@@ -110,7 +110,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.max_iter)
         if resume_file:
-            self.load_state_dict(CheckpointManager.load_resume(resume_file, trust=cfg.trust_checkpoint))
+            self.load_state_dict(RunFiles.load_resume(resume_file, trust=cfg.trust_checkpoint))
             self.step_log.trim(self.global_step)
             log.info("resumed from %s: epoch %d, batch %d, step %d", resume_file, self.epoch,
                      self.train_loader.pos if self.train_loader else 0, self.global_step)
@@ -120,9 +120,9 @@ class Trainer:
             self.epoch = epoch
             train_metrics, stopped = self.train_epoch(epoch)
             improved = self.evaluate(epoch, train_metrics)
-            self.ckpt.save_weights(self.model, epoch, best="" in improved)
+            self.files.save_weights(self.model, epoch, best="" in improved)
             self.epoch = epoch + 1
-            self.ckpt.save_resume(self.state_dict())
+            self.files.save_resume(self.state_dict())
             if stopped:
                 break
         self.log.report()
@@ -169,7 +169,7 @@ class Trainer:
                     if pbar:
                         pbar.set_postfix(loss=f"{loss_now:.4f}", lr=f"{self.scheduler.get_last_lr()[-1]:.2e}")
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
-                    self.ckpt.save_resume(self.state_dict())
+                    self.files.save_resume(self.state_dict())
             if pbar:
                 pbar.update(1)
             if cfg.max_steps and self.global_step >= cfg.max_steps:
@@ -185,7 +185,7 @@ class Trainer:
 
     def _stop_non_finite(self, loss, epoch, batch):
         """fp32/bf16: a non-finite loss ends the run, saying where, after writing the resume state."""
-        self.ckpt.save_resume(self.state_dict())
+        self.files.save_resume(self.state_dict())
         vids = list(batch.get("video") or [])
         raise FloatingPointError(
             f"loss is {loss.item()} at epoch {epoch}, step {self.global_step} (batch {self.train_loader.pos} of "

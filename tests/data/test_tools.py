@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from lavender.data.codec import decode_frame, frame_fields
-from lavender.data.tsv import TSVFile, TSVFileCollection, write_tsv
-from tiny import write_video
+from lavender.data.tsv import TSVFile, write_tsv
+from tiny import read_parts, write_video
 
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
 
@@ -141,8 +141,8 @@ def test_split_parts(tmp_path):
     sp = tool("split_tsv_parts")
     assert sp.main(["--input_file", str(tmp_path / "img_x.tsv"), "--name", "x", "--output_dir", str(tmp_path),
                     "--size_part", "2", "--txt_json", str(tmp_path / "txt_x.json")]) == 0
-    c = TSVFileCollection.from_parts(tmp_path, "x", 2)
-    assert len(c) == 5 and c.row(0) == ["v0"] + rows[0][2:]  # pretraining layout: frames from column 1
+    c = read_parts(tmp_path, "x", 2)
+    assert len(c) == 5 and c[0] == ["v0"] + rows[0][2:]  # pretraining layout: frames from column 1
     assert [r[0] for r in TSVFile(tmp_path / "x_val.tsv")] == ["v5", "v6"]
     sp.main(["--input_file", str(tmp_path / "img_x.tsv"), "--name", "xi", "--output_dir", str(tmp_path),
              "--image", "--val_every", "3"])

@@ -1,4 +1,4 @@
-"""TSVFile / TSVFileCollection / writers: layout, index errors, fork safety."""
+"""TSVFile / writers: layout, index errors, fork safety."""
 import os
 import pickle
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from lavender.errors import DataError
-from lavender.data.tsv import (TSVFile, TSVFileCollection, atomic_write, build_lineidx, read_lineidx,
-                               write_tsv)
+from lavender.data.tsv import TSVFile, build_lineidx, write_tsv
+from lavender.fileio import atomic_write
+from lavender.data.tsv_index import read_lineidx
 
 
 def _write_by_hand(path, rows):
@@ -100,16 +101,6 @@ def test_missing_key(tmp_path):
         TSVFile(p).row_by_key("video9")
     with pytest.raises(DataError, match="missing TSV"):
         TSVFile(tmp_path / "nope.tsv")
-
-
-def test_collection(tmp_path):
-    write_tsv(tmp_path / "d_train_0.tsv", ROWS[:2])
-    write_tsv(tmp_path / "d_train_1.tsv", ROWS[2:])
-    c = TSVFileCollection.from_parts(tmp_path, "d", 2)
-    assert len(c) == 5 and [c.row(i) for i in range(5)] == ROWS
-    assert c.key(2) == "vid2" and c.row_by_key("vid4") == ROWS[4]
-    with pytest.raises(DataError, match="d_train_2"):
-        TSVFileCollection.from_parts(tmp_path, "d", 3)
 
 
 def test_atomic_write_keeps_old_file_on_error(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lavender.engine.checkpointing import CheckpointManager
+from lavender.engine.run_files import RunFiles
 from lavender.run import run
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, run_killed, tiny_argv
@@ -102,7 +102,7 @@ def test_non_finite_loss_in_fp32_stops_with_where_after_writing_resume(world, tm
     msg = str(err.value)
     assert "loss is nan at epoch 1, step 1" in msg and "batch 2 of the epoch" in msg
     assert "videos ['video" in msg and "--resume latest" in msg
-    state = CheckpointManager.load_resume(os.path.join(_only_run_dir(tmp_path), "resume.pt"))
+    state = RunFiles.load_resume(os.path.join(_only_run_dir(tmp_path), "resume.pt"))
     assert state["global_step"] == 1 and state["loader"]["pos"] == 2
 
 

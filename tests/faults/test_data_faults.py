@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 from lavender.errors import DataError
-from lavender.data.tsv import TSVFileCollection, load_id2lineidx, write_tsv
+from lavender.data.tsv import TSVFile, write_tsv
+from lavender.data.tsv_index import load_id2lineidx
 from lavender.data.video_store import VideoStore
 from tiny import Payload, frame_rows
 
@@ -52,7 +53,7 @@ def test_truncated_lineidx_is_found_when_opened(tmp_path):
     idx.write_text("".join(idx.read_text().splitlines(keepends=True)[:4]))
     with pytest.raises(DataError, match=r"d_train_0\.lineidx lists 4 rows but .*d_train_0\.tsv goes on after "
                                         r"them.*build_lineidx"):
-        TSVFileCollection.from_parts(tmp_path, "d", 1)
+        TSVFile(tmp_path / "d_train_0.tsv")
     with pytest.raises(DataError, match="lists 4 rows"):
         VideoStore.from_tsv(tmp_path / "d_train_0.tsv", 2, 16)
 

@@ -11,7 +11,7 @@ import torch
 from lavender.errors import ConfigError, DataError
 from lavender.data.tsv import write_tsv
 from lavender.engine import run_dir as R
-from lavender.engine.checkpointing import CheckpointManager
+from lavender.engine.run_files import RunFiles
 from lavender.engine.dist import DistInfo
 from lavender.engine.logs import StepLog
 from lavender.run import run
@@ -37,7 +37,7 @@ def test_resume_latest_never_continues_an_older_finished_run(world, tmp_path, mo
 
     def killed(self, state):
         raise KeyboardInterrupt("killed before the first save")
-    monkeypatch.setattr(CheckpointManager, "save_resume", killed)
+    monkeypatch.setattr(RunFiles, "save_resume", killed)
     with pytest.raises(KeyboardInterrupt):
         run("qaoe", _argv(world, tmp_path, lr=3e-3))
     monkeypatch.undo()
@@ -191,4 +191,4 @@ def test_resume_file_with_code_is_refused(tmp_path, marker):
     from tiny import Payload
     torch.save({"model": Payload(marker)}, tmp_path / "resume.pt")
     with pytest.raises(DataError, match="refused to load"):
-        CheckpointManager.load_resume(tmp_path / "resume.pt")
+        RunFiles.load_resume(tmp_path / "resume.pt")

@@ -1,4 +1,4 @@
-"""Checkpoint files of a run: per-epoch weights, the best epoch's copy, and the resume state."""
+"""The files a run saves: per-epoch weights, the best epoch's copy, and the resume state."""
 import logging
 import os
 import shutil
@@ -11,7 +11,7 @@ log = logging.getLogger("lavender")
 RESUME_FILE = "resume.pt"
 
 
-class CheckpointManager:
+class RunFiles:
     """`ckpt_violet_{name}_{epoch}.pt` (a flat state_dict on CPU, loadable by the original code),
     `ckpt_violet_{name}_best.pt` (a copy of the best epoch's file) and `resume.pt` (everything a
     killed run needs to continue). Only the main process writes."""

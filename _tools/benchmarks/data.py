@@ -1,0 +1,168 @@
+"""`data`: DataLoader throughput (clips/s) of frame stores, and the loader next to the train step."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from lavender.fileio import atomic_json
+
+from .measure import ROOT, _require_device
+from .model import bench_model
+
+
+def write_synthetic_store(out_dir, n_videos: int = 64, n_frames: int = 8, size=(240, 320), seed: int = 0):
+    """``img_synth.tsv`` (+ id2lineidx) of textured JPEG frames with realistic file sizes."""
+    import numpy as np
+
+    from lavender.data.codec import encode_frame
+    from lavender.data.tsv import write_tsv
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+
+    def rows():
+        for v in range(n_videos):
+            base = rng.integers(0, 255, 3)
+            frames = []
+            for t in range(n_frames):
+                img = (base[None, None] + 0.4 * xx[..., None] + 0.3 * yy[..., None] + 10 * t) % 255
+                img = img + rng.normal(0, 12, (h, w, 3))
+                frames.append(encode_frame(np.clip(img, 0, 255).astype(np.uint8)))
+            yield [f"synth{v:04d}"] + frames
+
+    tsv = Path(out_dir) / "img_synth.tsv"
+    write_tsv(tsv, rows(), id2lineidx_path=str(Path(out_dir) / "img_synth.id2lineidx.pkl"))
+    return tsv
+
+
+class _ClipDataset:
+    """Minimal map-style dataset: item i -> train clip of the i-th video (repeated to `n` items)."""
+
+    def __init__(self, store, n: int):
+        self.store, self.ids, self.n = store, store.ids(), n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.store.clip(self.ids[i % len(self.ids)], train=True)
+
+
+class _EncodedClipDataset(_ClipDataset):
+    """Item i -> the sampled frames of the i-th video still JPEG-encoded (decoded later on a GPU)."""
+
+    def __getitem__(self, i):
+        return self.store.encoded_frames(self.ids[i % len(self.ids)], train=True)
+
+
+def _decode_batches(batches, store, device):
+    """Batches of encoded clips -> (B, T, 3, S, S) tensors on `device`: one nvJPEG call per batch."""
+    import torch
+
+    from lavender.data.codec import decode_jpegs
+
+    for clips in batches:
+        frames = decode_jpegs([f for clip in clips for f in clip], device)
+        T = len(clips[0])
+        yield torch.stack([store.sampler.tf_train(frames[i:i + T]) for i in range(0, len(frames), T)])
+
+
+def loader_rate(store, workers: int, batch_size: int, n_samples: int, device="cpu") -> float:
+    """Samples/s over `n_samples`, excluding the first batch (worker start-up). `device` "cuda":
+    workers return encoded frames and the main process decodes and transforms them on the GPU."""
+    import torch
+
+    from lavender.data.collate import seed_worker, stack_clips
+
+    gpu = torch.device(device).type == "cuda"
+    ds = (_EncodedClipDataset if gpu else _ClipDataset)(store, n_samples + batch_size)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers, worker_init_fn=seed_worker,
+                                     collate_fn=list if gpu else stack_clips, pin_memory=gpu,
+                                     multiprocessing_context="fork" if workers else None)
+    it = _decode_batches(dl, store, device) if gpu else iter(dl)
+    next(it)
+    t0, n = time.perf_counter(), 0
+    for b in it:
+        n += b.shape[0]
+    if gpu:
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_data(args) -> dict:
+    """Loader throughput table, then the loader against the train step at `--model_config`."""
+    import torch
+
+    from lavender.data.video_store import VideoStore
+
+    _require_device(args.device)
+    args.model_threads = args.model_threads or torch.get_num_threads()
+    torch.set_num_threads(1)  # like one training process per core; workers add their own
+    results = {"device": args.device}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {}
+        demo = ROOT / "_datasets" / "demo" / "img_demo.tsv"
+        if demo.exists():
+            stores["demo (96x96, 8 fr)"] = demo
+        else:
+            print(f"note: {demo} missing (run _tools/make_demo_data.py); benchmarking the synthetic store only")
+        t0 = time.time()
+        stores["synthetic (320x240, 8 fr)"] = write_synthetic_store(tmp, args.n_videos, 8)
+        print(f"wrote synthetic store ({args.n_videos} videos) in {time.time() - t0:.1f}s; decoding on {args.device}")
+        for name, path in stores.items():
+            store = VideoStore.from_tsv(path, size_frame=args.size_frame, size_img=args.size_img,
+                                        img_transform=["img_rand_crop"])
+            for w in args.workers:
+                r = loader_rate(store, w, args.batch_size, args.n_samples, args.device)
+                results[f"{name} workers={w}"] = r
+                print(f"{name:28s} workers={w}: {r:7.1f} clips/s ({r / args.batch_size:5.2f} batches/s)", flush=True)
+        if args.model_config:
+            results.update(_loader_vs_model(args, stores))
+    if args.json:
+        atomic_json(results, args.json)
+    return results
+
+
+def _loader_vs_model(args, stores):
+    """Loader clips/s at the model config's frame settings next to the train step's samples/s there."""
+    import torch
+
+    from lavender.data.video_store import VideoStore
+
+    torch.set_num_threads(args.model_threads)
+    ns = argparse.Namespace(config=args.model_config, override="", device=args.device, precision=args.precision,
+                            batch=0, steps=2, warmup=1, variants=["base"], compile=False, json=None)
+    res = bench_model(ns, "train", quiet=True)
+    model_rate, batch = res["variants"]["base"]["samples_per_s"], res["batch"]
+    torch.set_num_threads(1)
+    cfg = res["cfg"]
+    print(f"train step at {Path(args.model_config).name} on {args.device} ({res['precision']}): {model_rate:.1f} "
+          f"samples/s (batch {batch}, {cfg.size_frame} frames, {cfg.size_img} px)")
+    out = {"model_config": args.model_config, "model_samples_per_s": model_rate, "model_batch": batch}
+    for name, path in stores.items():
+        store = VideoStore.from_tsv(path, size_frame=cfg.size_frame, size_img=cfg.size_img,
+                                    img_transform=cfg.img_transform)
+        for w in args.workers:
+            r = loader_rate(store, w, batch, args.n_samples, args.device)
+            out[f"{name} at model config workers={w}"] = r
+            print(f"{name:28s} at that config, workers={w}: {r:7.1f} clips/s -> loader/train step = "
+                  f"{r / model_rate:.2f}x", flush=True)
+    return out
+
+
+def add_data_args(p):
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--size_frame", type=int, default=5)
+    p.add_argument("--size_img", type=int, default=224)
+    p.add_argument("--n_samples", type=int, default=128, help="clips timed per setting")
+    p.add_argument("--n_videos", type=int, default=64, help="videos in the synthetic store")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--device", default="cpu", help="where JPEGs are decoded (cuda: nvJPEG) and the model runs")
+    p.add_argument("--model_config", default=str(ROOT / "_args" / "args_demo-qaoe.json"),
+                   help="config whose train-step rate the loader is compared with ('' to skip)")
+    p.add_argument("--precision", default="auto", help="precision of that train step")
+    p.add_argument("--model_threads", type=int, default=0, help="CPU threads of the train step (0: torch default)")
