@@ -1,4 +1,4 @@
-"""Frame pickle -> TSV + lineidx, in the original layout (SPEC 8).
+"""Frame pickle -> TSV + lineidx, in the original layout (docs/data.md#the-tools).
 
     python _tools/extract_tsv.py --path msrvtt
 reads ``msrvtt.pkl`` ({video_id: [b64, ...]}) and writes ``msrvtt.tsv`` with rows

@@ -1,4 +1,4 @@
-"""Raw videos -> sparse JPEG frames (base64) in a pickle, as the original tool (SPEC 8).
+"""Raw videos -> sparse JPEG frames (base64) in a pickle, as the original tool (docs/data.md#the-tools).
 
     python _tools/extract_video-frame.py --path msrvtt --sample 5
 reads ``_msrvtt/*.{mp4,avi,webm,mkv,mov,gif,...}`` and writes ``msrvtt.pkl`` =

@@ -1,4 +1,4 @@
-"""TSV -> ``{video_id: byte offset}`` pickle (SPEC 8), read from the TSV itself.
+"""TSV -> ``{video_id: byte offset}`` pickle (docs/data.md#the-tools), read from the TSV itself.
 
     python _tools/make_id2lineidx_pkl.py --input_file _datasets/img_msrvtt.tsv \
         --output_file _datasets/img_msrvtt.id2lineidx.pkl

@@ -1,5 +1,5 @@
-"""Remove every task's val/test videos from the train splits of all tasks on the same videos (SPEC §8),
-so that multi-task training never sees a video that another task evaluates on.
+"""Remove every task's val/test videos from the train splits of all tasks on the same videos
+(docs/data.md#multi-task-data), so that multi-task training never sees a video that another task evaluates on.
 
     python _tools/multi_task_vid_filter.py --dataset lsmdc msrvtt msvd tgif \
         --data_root _datasets --output_folder _datasets/multi_task

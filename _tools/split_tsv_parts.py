@@ -1,4 +1,4 @@
-"""A frame TSV -> pretraining stores (SPEC 3.3).
+"""A frame TSV -> pretraining stores (docs/data.md#pretraining-parts).
 
     python _tools/split_tsv_parts.py --input_file _datasets/img_webvid.tsv --name webvid \
         --output_dir _datasets --size_part 4 --txt_json _datasets/txt_webvid.json

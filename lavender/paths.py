@@ -80,7 +80,7 @@ def kinetics_ckpt(size="base", kinetics=600):
 
 
 def swin2d_ckpt(size="base"):
-    """Expected location of the 2D ImageNet Swin checkpoint that `vis_backbone_init: 2d` inflates (SPEC §2.2)."""
+    """Expected location of the 2D ImageNet Swin checkpoint that `vis_backbone_init: 2d` inflates (docs/original.md#video-swin-backbone)."""
     names = {"tiny": "swin_tiny_patch4_window7_224.pth", "small": "swin_small_patch4_window7_224.pth",
              "base": "swin_base_patch4_window7_224_22k.pth", "large": "swin_large_patch4_window7_224_22k.pth"}
     return os.path.join(MODELS_DIR, "swin_transformer", names.get(size, names["base"]))

@@ -94,7 +94,7 @@ def test_answers_the_colour_of_each_video(trained, capsys, tmp_path):
 
 
 def test_a_file_gives_the_clip_of_a_tools_built_store(trained, tmp_path):
-    """LESSONS #5: a video file and the same video put through extract_video-frame.py + a TSV store
+    """docs/tasks.md#predicting-on-your-own-video: a video file and the same video put through extract_video-frame.py + a TSV store
     give the model the same pixels."""
     p = Predictor.from_checkpoint(trained["ckpt"])
     raw = tmp_path / "_raw"

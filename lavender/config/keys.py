@@ -261,6 +261,7 @@ KEYS = _keys(
          read_in=("engine/run_dir.py",)),
     ours("save_steps", Int(min=0), 0, "also write the resume state every N optimizer steps (0: epoch ends only)",
          scope=_R, resume=True, read_in=("engine/trainer.py",)),
-    ours("log_level", Choice("debug", "info", "warning", "error", "critical"), "info", "console and stdout.txt log level",
+    ours("log_level", Choice("debug", "info", "warning", "error", "critical"), "info",
+         "console and stdout.txt log level",
          scope=_R, resume=True, read_in=("run.py",)),
 )

@@ -59,8 +59,8 @@ def markdown():
            "**from the checkpoint's args.json**: taken from the training config beside `path_ckpt` unless given "
            "on the command line.", ""]
     for section, title in SECTIONS.items():
-        out += [f"## {section}", "", title + ".", "", "| key | type | default | allowed | description | origin | notes |",
-                "|---|---|---|---|---|---|---|"]
+        out += [f"## {section}", "", title + ".", "",
+                "| key | type | default | allowed | description | origin | notes |", "|---|---|---|---|---|---|---|"]
         for k in (k for k in KEYS if k.section == section):
             cells = [f"`{k.name}`", k.type.name, f"`{_default(k.default)}`", k.type.allowed(), k.doc,
                      "original" if k.original else "ours", "; ".join(n for n in _notes(k) if n != "ours")]

@@ -31,14 +31,19 @@ def _cannot(key, raw, what):
     return ConfigError(f"--{key}: cannot read {raw!r} as {what}")
 
 
-class Bool(ValueType):
-    name = "bool"
-    TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+class _OfType(ValueType):
+    """A value of one JSON type (`pytype`), refused as `what` otherwise."""
+    pytype, what = object, "a value"
 
     def check(self, value, key, where):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {key!r} must be true/false, got {value!r}")
+        if not isinstance(value, self.pytype):
+            raise ConfigError(f"{where}: {key!r} must be {self.what}, got {value!r}")
         return value
+
+
+class Bool(_OfType):
+    name, pytype, what = "bool", bool, "true/false"
+    TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
     def parse(self, raw, key):
         low = raw.strip().lower()
@@ -75,54 +80,43 @@ class _Number(ValueType):
             parts.append(f"{'<' if self.max_open else '<='} {self.max}")
         return " and ".join(parts)
 
-    def _number(self, value, key, where):
+    def check(self, value, key, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {key!r} must be a number, got {value!r}")
-        return value
+        return self._range(self._coerce(value, key, where), key)
+
+    def parse(self, raw, key):
+        try:
+            return self.kind(raw)
+        except ValueError:
+            raise _cannot(key, raw, self.name) from None
 
 
 class Int(_Number):
-    name = "int"
+    """A whole number (a JSON 3.0 is 3; 2.5 is refused)."""
+    name, kind = "int", int
 
-    def check(self, value, key, where):
-        value = self._number(value, key, where)
+    def _coerce(self, value, key, where):
         if isinstance(value, float):
             if not value.is_integer():
                 raise ConfigError(f"{where}: {key!r} must be a whole number, got {value!r}")
             value = int(value)
-        return self._range(value, key)
-
-    def parse(self, raw, key):
-        try:
-            return int(raw)
-        except ValueError:
-            raise _cannot(key, raw, "int") from None
+        return value
 
 
 class Float(_Number):
     """A finite number (NaN and infinity are refused)."""
-    name = "float"
+    name, kind = "float", float
 
-    def check(self, value, key, where):
-        value = float(self._number(value, key, where))
+    def _coerce(self, value, key, where):
+        value = float(value)
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
-        return self._range(value, key)
-
-    def parse(self, raw, key):
-        try:
-            return float(raw)
-        except ValueError:
-            raise _cannot(key, raw, "float") from None
-
-
-class Str(ValueType):
-    name = "str"
-
-    def check(self, value, key, where):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: {key!r} must be a string, got {value!r}")
         return value
+
+
+class Str(_OfType):
+    name, pytype, what = "str", str, "a string"
 
     def parse(self, raw, key):
         return raw
@@ -175,14 +169,9 @@ class ListOf(ValueType):
         return f"items {self.item.allowed()}" if self.item.allowed() else ""
 
 
-class Dict(ValueType):
+class Dict(_OfType):
     """A JSON object (string keys)."""
-    name = "dict"
-
-    def check(self, value, key, where):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {key!r} must be a JSON object {{...}}, got {value!r}")
-        return value
+    name, pytype, what = "dict", dict, "a JSON object {...}"
 
     def parse(self, raw, key):
         try:

@@ -1,4 +1,5 @@
-"""Captioning data in SwinBERT's layout (SPEC §3.4): one yaml per split naming its files.
+"""Captioning data in SwinBERT's layout (docs/data.md#captioning-data-swinbert-layout): one yaml per split
+naming its files.
 
 ```yaml
 img: train.img.tsv                       # frames: key \\t <field> \\t frame_1 ... frame_K (+ .lineidx)

@@ -14,7 +14,8 @@ def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed Python/NumPy from torch's per-worker seed.
 
     torch gives every worker of every epoch a distinct ``initial_seed`` (base seed drawn from the
-    loader's generator + worker id), so augmentation draws differ across workers and epochs (SPEC 9 #10).
+    loader's generator + worker id), so augmentation draws differ across workers and epochs
+    (docs/original.md#9-sampling-and-seeding-over-processes).
     """
     seed = torch.initial_seed() % 2 ** 32
     random.seed(seed)

@@ -48,7 +48,8 @@ class ClipTransform:
     on a GPU by `decode_jpegs`) -> float32 tensor (T, 3, size_img, size_img), normalised, on their device.
 
     Train: each frame draws its transform name with ``rng.choice`` (as the original);
-    ``img_rand_crop`` = resize shorter side + random crop *per frame* (original behaviour, SPEC 9 #14),
+    ``img_rand_crop`` = resize shorter side + random crop *per frame* (original behaviour,
+    docs/original.md#13-a-different-random-crop-in-every-frame),
     ``vid_rand_crop`` = the same but one crop position for the whole clip, ``img_center_crop`` =
     resize + center crop, ``pad_resize`` = pad to square (black) + resize.
     Eval: ``pad_resize`` if the list is exactly ["pad_resize"], else resize + center crop.

@@ -1,6 +1,6 @@
 """The indexes of a frame TSV: ``X.lineidx`` (the decimal byte offset of every row start, one per line) and
 ``X.id2lineidx.pkl`` (a pickled ``{key: byte offset}``, read without running code from it: safe_pickle.py),
-their paths, and how to rebuild them (docs/data.md#frame-stores)."""
+their paths, and how to rebuild them (docs/data.md#files-per-dataset)."""
 from __future__ import annotations
 
 import os

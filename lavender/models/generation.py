@@ -1,4 +1,4 @@
-"""Caption decoding with the MLM head (SPEC §2.12): greedy, sampling and beam search.
+"""Caption decoding with the MLM head (docs/original.md#caption-decoding): greedy, sampling and beam search.
 
 The original decodes by masked-token prediction: text starts as ``[CLS]``; each step appends ``[MASK]``,
 runs the fusion encoder over ``[visual ; pretext ; text]`` with the seq2seq mask and takes the MLM

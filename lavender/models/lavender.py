@@ -44,9 +44,9 @@ class ModelConfig:
     heads: dict = None             # {name: K} MLP heads, None for the MLM head fc_mtm; overrides head/head_size
     n_task_tokens: int = N_TASK_TOKENS
     attn_implementation: str = "sdpa"  # fusion encoder attention: "sdpa" or "eager"
-    swinbert: bool = False         # SwinBERT-compatible visual projection (SPEC §2.3)
+    swinbert: bool = False         # SwinBERT-compatible visual projection (EncVideo)
     txt_encoder: bool = False      # text through its own BERT encoder before fusion (txt_backbone_embed_only
-                                   # false, SPEC §2.4): enc_txt.txt_trsfr
+                                   # false, docs/original.md#text-embeddings): enc_txt.txt_trsfr
 
     def __post_init__(self):
         if self.heads is None:
@@ -103,7 +103,8 @@ def compile_encoders(model, enable=True, **compile_kw):
 class EncVideo(nn.Module):
     """Video Swin features -> per-frame [CLS] + patches, plus position/frame embeddings and LayerNorm.
 
-    ``swinbert=True`` is the SwinBERT-compatible projection instead (SPEC §2.3): ``fc`` (Swin width -> 512)
+    ``swinbert=True`` is the SwinBERT-compatible projection instead
+    (docs/original.md#visual-tokens-and-the-swinbert-projection): ``fc`` (Swin width -> 512)
     then ``img_embedding`` (512 -> hidden), a zero "fake CLS" token with mask 0 per frame, and no
     position/frame embeddings or LayerNorm (so a SwinBERT checkpoint fills every visual parameter).
     """
@@ -297,7 +298,8 @@ class Lavender(nn.Module):
         """Fusion encoder over [visual; pretext; text]; returns the text part (pretext included) [B, Lp+Lt, H].
 
         ``return_all`` returns the whole sequence instead (visual part too). With "seq2seq" the pretext
-        belongs to the fully visible prefix (the original passes it as ``mask_pretxt``, SPEC §2.6).
+        belongs to the fully visible prefix (the original passes it as ``mask_pretxt``,
+        docs/original.md#attention-masks-full-and-seq2seq).
         """
         mask_prefix = mask_img.to(mask_txt.dtype)
         if pretext is not None:

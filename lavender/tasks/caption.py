@@ -232,7 +232,7 @@ class Captioning(Task):
 
     def write_predictions(self, ctx, data, keys, captions, confs, metrics):
         path = self.prediction_file(ctx.out_dir, ctx.epoch, data.yaml)
-        if os.path.exists(path):  # the original silently reused such a file (docs/original.md, bug 20)
+        if os.path.exists(path):  # the original silently reused such a file (docs/original.md#20-output-folders-and-stale-prediction-files)
             log.warning("replacing %s with this evaluation's predictions", path)
         write_tsv(path, ([k, json.dumps([{"caption": c, "conf": p}])] for k, c, p in zip(keys, captions, confs)))
         atomic_json(metrics, os.path.splitext(path)[0] + ".eval.json")

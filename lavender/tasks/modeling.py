@@ -58,7 +58,7 @@ def true_false_scores(logits_tf, rule="prob"):
     """Score of "true" from (true, false) logits [..., 2].
 
     "prob": softmax probability of true = sigmoid(l_true - l_false) — monotone, what we rank by.
-    "ratio": the original's l_true / (l_true + l_false) on raw logits (can flip rankings; SPEC §9 #6).
+    "ratio": the original's l_true / (l_true + l_false) on raw logits (can flip rankings; docs/original.md#5-scores-from-raw-logit-ratios).
     """
     lt, lf = logits_tf[..., 0].float(), logits_tf[..., 1].float()
     if rule == "ratio":

@@ -205,7 +205,7 @@ def test_video_store_in_dataloader(store_dir):
 
 
 def test_clip_starts_for_multi_clip_testing():
-    """SPEC §4.1: C = ceil(N/F) clips at starts 0..C-1 with the train rule's end; one clip when N <= F."""
+    """docs/original.md#multi-clip-testing: C = ceil(N/F) clips at starts 0..C-1 with the train rule's end; one clip when N <= F."""
     assert clip_starts(32, 4) == list(range(8)) and clip_starts(5, 5) == [None] and clip_starts(3, 5) == [None]
     for s in clip_starts(32, 4):
         assert temporal_sample(32, 4, train=False, start=s) == temporal_sample(32, 4, train=True, rng=FixedRng(s))

@@ -64,7 +64,7 @@ def test_extract_pipeline(raw_dir, tmp_path, capsys):
         d = pickle.load(f)
     assert set(d) == {"clip_a", "clip_b", "short"} | ({"carphone_distorted"} if n_ok == 4 else set())
     assert all(len(v) == 5 for v in d.values())
-    # frames are the ones the SPEC formula selects: clip_a frame int(20/6*(i+1))
+    # frames are the ones extraction formula selects (docs/original.md#frame-extraction-indices): clip_a frame int(20/6*(i+1))
     widths = [int((decode_frame(b)[24, :, 0] > 100).sum()) for b in d["clip_a"]]
     assert widths == [(t * 7) % 64 + 4 for t in (3, 6, 10, 13, 16)]
     if n_ok == 4:

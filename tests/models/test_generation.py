@@ -212,7 +212,7 @@ def test_decode_captions(tmp_path):
 
 
 def test_seq2seq_pretext_is_visible_prefix(model, img):
-    """SPEC §2.6: with seq2seq the pretext is part of the prefix every row sees; text is causal."""
+    """docs/original.md#attention-masks-full-and-seq2seq: with seq2seq the pretext is part of the prefix every row sees; text is causal."""
     feat, mask = img[0][:2], img[1][:2]
     txt = torch.tensor([[2, 7, 8, 9]] * 2)
     with torch.no_grad():

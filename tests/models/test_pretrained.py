@@ -1,4 +1,4 @@
-"""Starting weights (SPEC §2.11): path_ckpt on top of the pretrained initialisation, where each tensor came
+"""Starting weights (docs/weights.md#where-a-runs-weights-come-from): path_ckpt on top of the pretrained initialisation, where each tensor came
 from, fusion_encoder_rand_init, reinit_head, the text's own encoder, and the 2D ImageNet Swin inflation."""
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""`swinbert: true` (SwinBERT-compatible visual projection, SPEC §2.3) and SwinBERT checkpoints (SPEC §2.11)."""
+"""`swinbert: true` (SwinBERT-compatible visual projection) and SwinBERT checkpoints (docs/original.md#swinbert-checkpoints)."""
 import pytest
 import torch
 

@@ -135,7 +135,7 @@ def _first_batch(t, split="val"):
 
 
 def test_task_tokens_of_fib_and_true_false_mc(world, tmp_path, tok):
-    """The original's tokens (SPEC §2.8): FiB uses "oe", true/false MC "vtm"; their prompts stay their own."""
+    """The original's tokens (docs/original.md#task-tokens-and-prompts): FiB uses "oe", true/false MC "vtm"; their prompts stay their own."""
     model_cfg = None
     for task, type_, extra, token, prompt in (("tiny-fib", "qaoe", {}, "oe", "fib"),
                                               ("tiny-mc", "qamc", {"mc_mode": "truefalse"}, "vtm", "retmc"),
@@ -194,7 +194,7 @@ def test_mask_pos_layouts(world, tmp_path, tok, where):
 
 
 def test_multi_clip_testing_averages_visual_tokens(tmp_path, tok, monkeypatch):
-    """SPEC §4.1: with more frames than size_frame, clips at starts 0..C-1 are encoded and their visual
+    """docs/original.md#multi-clip-testing: with more frames than size_frame, clips at starts 0..C-1 are encoded and their visual
     tokens averaged (after the visual encoder), in the one full-retrieval scorer."""
     from lavender.tasks import retrieval_scoring as retrieval
     world = make_color_world(str(tmp_path / "w5"), n_videos=8, n_frames=5, tasks={"tiny-retrieval": "retrieval"})

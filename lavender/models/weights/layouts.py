@@ -1,5 +1,5 @@
 """The checkpoint layouts LAVENDER meets, detected from their keys, and the mapping of each to the
-model's key names (docs/weights.md#layouts).
+model's key names (docs/weights.md#layouts-the-loader-reads).
 
 * ``lavender``   - original LAVENDER/VIOLET ``ckpt_violet_*.pt`` and our own training checkpoints;
 * ``video_swin`` - Video Swin Kinetics checkpoints (``backbone.*`` + ``cls_head.*``), bare Swin keys, and 2D
