@@ -87,7 +87,7 @@ def load_model(cfg, tokenizer, device="cpu"):
     model = build_model(dict(cfg, heads=model_heads(cfg, tokenizer)),
                         bert_dir=resolve_bert_dir(cfg.fusion_encoder or cfg.txt_backbone))
     # never runs code from the file (unless trust_checkpoint); a misfit is reported below, in its terms
-    rep = load_weights(model, path, strict=False, trust=cfg.get("trust_checkpoint", False), log=None, warn=None)
+    rep = load_weights(model, path, strict=False, trust=cfg.trust_checkpoint, log=None, warn=None)
     if rep.layout in LAYOUT_NAMES:
         raise ConfigError(f"{path} is a {LAYOUT_NAMES[rep.layout]} weights file, not a trained LAVENDER "
                           f"checkpoint (a run's ckpt_violet_*.pt)")

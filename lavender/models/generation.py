@@ -29,6 +29,9 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
+from ..config import DEFAULTS
+from ..errors import ConfigError
+
 __all__ = ["GenerationConfig", "GenerationOutput", "generate", "decode_captions"]
 
 
@@ -48,7 +51,6 @@ class GenerationConfig:
         self.validate()
 
     def validate(self):
-        from ..errors import ConfigError
         if int(self.max_gen_length) < 2:
             raise ConfigError(f"max_gen_length must be >= 2 ([CLS] + one token), got {self.max_gen_length}")
         if int(self.num_beams) < 1:
@@ -69,17 +71,15 @@ class GenerationConfig:
 
     @classmethod
     def from_config(cls, cfg, size_txt=None):
-        """From a run config (dict or attribute bag). With ``size_txt`` (the captions' text length S),
-        ``max_gen_length`` must fit in it: the model is trained on S text positions (the original
-        slices its decoding mask from the S-long text block and requires the same)."""
-        get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
-        out = cls(max_gen_length=int(get("max_gen_length", 20)), num_beams=int(get("num_beams", 1)),
-                  do_sample=bool(get("do_sample", False)), temperature=float(get("gen_temperature", 1.0)),
-                  top_k=int(get("top_k", 0)), top_p=float(get("top_p", 1.0)),
-                  repetition_penalty=float(get("repetition_penalty", 1.0)))
+        """From a run config (or a dict of some of its keys: the declared defaults for the others). With
+        ``size_txt`` (the captions' text length S), ``max_gen_length`` must fit in it: the model is trained on
+        S text positions (the original slices its decoding mask from the S-long text block and requires the same)."""
+        s = {**DEFAULTS, **dict(cfg)}
+        out = cls(max_gen_length=int(s["max_gen_length"]), num_beams=int(s["num_beams"]),
+                  do_sample=bool(s["do_sample"]), temperature=float(s["gen_temperature"]), top_k=int(s["top_k"]), top_p=float(s["top_p"]),
+                  repetition_penalty=float(s["repetition_penalty"]))
         if size_txt is not None and out.max_gen_length > int(size_txt):
-            from ..errors import ConfigError
-            raise ConfigError(f"max_gen_length {out.max_gen_length} exceeds size_txt {size_txt}: the caption "
+                raise ConfigError(f"max_gen_length {out.max_gen_length} exceeds size_txt {size_txt}: the caption "
                               "model is trained on size_txt text positions")
         return out
 

@@ -23,7 +23,7 @@ TRUEFALSE_TASKS = ("msrvtt-mc", "lsmdc-mc")
 
 def mc_mode(cfg):
     """"digit" or "truefalse" for a config (`mc_mode`, or from the task name when "auto")."""
-    mode = cfg.get("mc_mode", "auto")
+    mode = cfg.mc_mode
     if mode == "auto":
         mode = "truefalse" if cfg.task in TRUEFALSE_TASKS else "digit"
     if mode not in ("digit", "truefalse"):
