@@ -22,7 +22,7 @@ from .engine.logs import setup_logging
 from .engine.rng import seed_everything
 from .engine.run_dir import check_writable
 from .engine.trainer import Trainer
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, OutputError
 from .models.factory import create_model
 from .tasks import build_task
 from .tokenizer import load_tokenizer
@@ -32,8 +32,8 @@ __all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "u
 log = logging.getLogger("lavender")
 
 # FloatingPointError: a training loss that is not finite, stopped with where and how to go on
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-               FloatingPointError)
+USER_ERRORS = (ConfigError, DataError, OutputError, FileNotFoundError, PermissionError, IsADirectoryError,
+               NotADirectoryError, FloatingPointError)
 EXIT_USER_ERROR = 2  # as argparse for a bad command line
 
 
