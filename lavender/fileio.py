@@ -14,7 +14,8 @@ import tempfile
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "atomic_json", "atomic_torch_save", "atomic_npy", "append_text", "remove_orphaned_temp_files"]
+__all__ = ["atomic_write", "atomic_json", "atomic_torch_save", "atomic_npy", "append_text",
+           "remove_orphaned_temp_files"]
 
 # errors of a write that ran out of room: disk full, quota exceeded, file-size limit (ulimit -f)
 NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
