@@ -5,7 +5,15 @@ import sys
 
 import pytest
 
+from tiny import make_color_world
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A colour world with one open-ended QA task, `tiny-qa` (8 videos), for a module's tests."""
+    return make_color_world(str(tmp_path_factory.mktemp("world")), n_videos=8, tasks={"tiny-qa": "qa"})
 
 
 @pytest.fixture

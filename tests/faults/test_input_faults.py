@@ -7,14 +7,9 @@ import shutil
 
 import pytest
 
-from tiny import make_color_world, tiny_argv
+from tiny import tiny_argv
 
 QA = "main_qaoe_mlm.py"
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_color_world(str(tmp_path_factory.mktemp("world")), n_videos=8, tasks={"tiny-qa": "qa"})
 
 
 def _argv(world, out, **kw):
