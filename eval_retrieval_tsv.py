@@ -11,6 +11,7 @@ import sys
 
 from lavender.engine.evaluation import EvalContext
 from lavender.engine.run_dir import prepare_run_dir
+from lavender.errors import ConfigError
 from lavender.fileio import atomic_json
 from lavender.run import main_guard, session
 from lavender.tasks.retrieval_scoring import eval_precision
@@ -34,8 +35,15 @@ def evaluate_checkpoint(cfg, task, model, dist_info, split="test"):
     return metrics
 
 
+def needs_checkpoint(cfg):
+    """Recalls of untrained weights mean nothing: the evaluation is of a trained checkpoint."""
+    if not cfg.path_ckpt:
+        raise ConfigError("eval_retrieval_tsv.py evaluates a trained checkpoint: give --path_ckpt (e.g. a run's "
+                          "ckpt_violet_*_best.pt); without one the scores are those of untrained weights")
+
+
 def main(argv):
-    with session("retrieval", argv, overrides={"size_epoch": 0, "eval_splits": ["test"]},
+    with session("retrieval", argv, overrides={"size_epoch": 0, "eval_splits": ["test"]}, check=needs_checkpoint,
                  all_queries=True) as (cfg, d, task, model):
         cfg.path_output = prepare_run_dir(cfg, d, what="eval")
         evaluate_checkpoint(cfg, task, model, d, split="test")

@@ -57,6 +57,8 @@ def pkl_to_tsv(pkl_path, tsv_path, id2lineidx: bool = False) -> int:
     vid2frames = load_plain_pickle(pkl_path, "frame pickle {video_id: [base64 frame, ...]}", REWRITE)
     if not isinstance(vid2frames, dict):
         raise DataError(f"{pkl_path}: expected {{video_id: [b64, ...]}}, got {type(vid2frames).__name__}; {REWRITE}")
+    if not vid2frames:
+        raise DataError(f"{pkl_path} holds no videos: nothing to write ({REWRITE})")
     rows = (_frame_row(pkl_path, vid, frames) for vid, frames in vid2frames.items())
     key2off = write_tsv(tsv_path, rows, lineidx_path_for(tsv_path),
                         id2lineidx_path_for(tsv_path) if id2lineidx else None)

@@ -7,7 +7,8 @@ reads ``_msrvtt/*.{mp4,avi,webm,mkv,mov,gif,...}`` and writes ``msrvtt.pkl`` =
 original resolution unless ``--resize S`` (shorter side).
 
 Bad videos never stop the run: unreadable files and files with zero frames are skipped and
-listed with their reason at the end. A video with fewer than K frames (but at least one) is
+listed with their reason at the end. When no video could be read (or the folder has none), nothing is
+written and the exit status is 2. A video with fewer than K frames (but at least one) is
 KEPT with K frames, some repeated (the original formula does this), and listed as a note.
 """
 from __future__ import annotations
@@ -54,6 +55,9 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
     [(file name, n_frames)] for videos kept with fewer than `sample` distinct frames.
     """
     paths = list_videos(input_dir)
+    if not paths:
+        raise DataError(f"{input_dir} holds no video files ({', '.join(VIDEO_EXTS)}): nothing to extract, "
+                        f"nothing written")
     jobs = [(str(p), int(sample), resize) for p in paths]
     out, skipped, short = {}, [], []
     if workers > 1 and len(jobs) > 1:
@@ -80,6 +84,10 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
         if pool is not None:
             pool.close()
             pool.join()
+    if not out:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+        raise DataError(f"none of the {len(paths)} video file(s) in {input_dir} could be read ({reasons}"
+                        f"{'; ...' if len(skipped) > 3 else ''}): nothing written")
     with atomic_write(output, "wb") as f:
         pickle.dump(out, f)
     return len(out), skipped, short

@@ -5,7 +5,8 @@
 Key = ``Path(row[0]).stem``. Every row of the TSV is scanned (a truncated or stale ``.lineidx`` is
 never trusted; it is rewritten when it does not list exactly the rows found). The first frame of
 every row is base64-decoded and image-decoded as a check; bad rows (undecodable first frame, a
-last row cut short, duplicate keys) are reported, and the exit status is then 1.
+last row cut short) are reported, and the exit status is then 1. Two rows with the same key are refused
+(an error listing the keys and their lines; nothing is written), as every reader of a TSV refuses them.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
 from lavender.data.codec import decode_frame, file_frame_start, frame_fields, parse_frame_column  # noqa: E402
-from lavender.data.tsv import scan_rows, split_row  # noqa: E402
+from lavender.data.tsv import check_unique_keys, line_numbers, scan_rows, split_row  # noqa: E402
 from lavender.data.tsv_index import lineidx_path_for, read_lineidx, save_id2lineidx, write_lineidx  # noqa: E402
 
 
@@ -29,13 +30,13 @@ def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):
     if not os.path.isfile(tsv_path):
         raise DataError(f"missing TSV file {tsv_path}")
     start = file_frame_start(tsv_path, frame_column)
-    key2off, offsets, bad = {}, [], []
+    key2off, offsets, bad, rows_of = {}, [], [], {}
     for i, (off, line) in enumerate(scan_rows(tsv_path)):
         offsets.append(off)
         row = split_row(line, f"{tsv_path}: row {i} at byte {off}")
         key = Path(row[0]).stem
+        rows_of.setdefault(key, []).append(off)
         if key in key2off:
-            bad.append((i, key, "duplicate key (first row kept)"))
             continue
         if not line.endswith(b"\n"):
             bad.append((i, key, f"the file ends in the middle of this row: {tsv_path} is truncated (not indexed)"))
@@ -45,6 +46,9 @@ def make_id2lineidx(tsv_path, out_path, frame_column="auto", log=print):
             decode_frame(frame_fields(row, start, file=tsv_path)[0], file=tsv_path, key=key, index=0)
         except DataError as e:
             bad.append((i, key, str(e)))
+    if len(rows_of) < len(offsets):  # refused, as every reader refuses them: nothing is written
+        at = line_numbers(tsv_path, offsets)
+        check_unique_keys(tsv_path, {k: [at[o] for o in v] for k, v in rows_of.items()})
     lineidx = lineidx_path_for(tsv_path)
     old = read_lineidx(lineidx) if os.path.exists(lineidx) else None
     if old != offsets:

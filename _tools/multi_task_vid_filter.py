@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.data.caption_data import caption_keys  # noqa: E402
-from lavender.errors import DataError  # noqa: E402
+from lavender.errors import ConfigError, DataError  # noqa: E402
 from lavender.data.annotations import load_annotation_file  # noqa: E402
 from lavender.fileio import atomic_json  # noqa: E402
 
@@ -103,9 +103,14 @@ def main(argv=None):
         if not sep:
             ap.error(f"--caption_yaml {spec!r}: use DATASET=YAML")
         given.setdefault(name, []).append(os.path.join(a.data_root, path))
-    os.makedirs(a.output_folder, exist_ok=True)
     if os.path.abspath(a.output_folder) == os.path.abspath(a.data_root):
-        ap.error("--output_folder must differ from --data_root (the filtered files keep their names)")
+        raise ConfigError("--output_folder must differ from --data_root (the filtered files keep their names)")
+    if os.path.exists(a.output_folder) and not os.path.isdir(a.output_folder):
+        raise ConfigError(f"--output_folder {a.output_folder} is a file, not a folder")
+    try:
+        os.makedirs(a.output_folder, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--output_folder {a.output_folder}: cannot create it ({e.strerror})") from None
     full = {}
     for ds in a.dataset:
         yamls = given.get(ds, default_caption_yamls(ds, a.data_root))

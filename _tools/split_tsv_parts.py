@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.run import main_guard  # noqa: E402
-from lavender.errors import DataError  # noqa: E402
+from lavender.errors import ConfigError, DataError  # noqa: E402
 from lavender.data.codec import file_frame_start, frame_fields, parse_frame_column  # noqa: E402
 from lavender.data.tsv import TSVFile, write_tsv  # noqa: E402
 from lavender.data.tsv_index import id2lineidx_path_for  # noqa: E402
@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     ap.add_argument("--image", action="store_true", help="one (middle) frame per row")
     ap.add_argument("--frame_column", default="auto", type=parse_frame_column)
     a = ap.parse_args(argv)
+    for opt in ("size_part", "val_every"):
+        if getattr(a, opt) < 1:
+            raise ConfigError(f"--{opt} must be >= 1, got {getattr(a, opt)}")
     tr = va = None
     if a.txt_json:
         d = load_annotation_file(a.txt_json)

@@ -4,7 +4,7 @@ Each message names the file, key or row and says what to do; entry scripts print
 `error: ...` line (lavender.run.main_guard) instead of a traceback.
 """
 
-__all__ = ["ConfigError", "DataError", "CheckpointError"]
+__all__ = ["ConfigError", "DataError", "CheckpointError", "OutputError"]
 
 
 class ConfigError(ValueError):
@@ -21,3 +21,8 @@ class DataError(Exception):
 class CheckpointError(DataError):
     """A weights file that cannot be used: unreadable, needing full unpickling without trust_checkpoint,
     or not fitting the model."""
+
+
+class OutputError(Exception):
+    """An output file could not be written for want of room (disk full, quota, file-size limit); the
+    message names the file and the free space."""

@@ -69,7 +69,11 @@ def run_config(path_ckpt, config=None, overrides=()):
         if not os.path.isfile(config):
             raise ConfigError(f"no {RUN_ARGS} beside {path_ckpt} (a run folder has one): pass --config "
                               f"with the settings the checkpoint was trained with (e.g. _args/args_msrvtt-qa.json)")
-    cfg = load_config(["--config", os.fspath(config), *overrides, "--path_ckpt", path_ckpt])
+    # as an evaluation: the frames, image size and text length come from the checkpoint's run (its args.json),
+    # whatever `config` says (a warning names each difference), so the model sees inputs like its training's
+    asked = any(o.split("=")[0] in ("--size_epoch", "--eval_only") for o in overrides)
+    evaluate = [] if asked else ["--size_epoch", "0"]
+    cfg = load_config(["--config", os.fspath(config), *overrides, *evaluate, "--path_ckpt", path_ckpt])
     if cfg.type not in families():
         raise ConfigError(f"{config}: type {cfg.type!r} is not a task family")
     return cfg

@@ -19,10 +19,10 @@ import sys
 from .config import load_config
 from .engine import dist as D
 from .engine.logs import setup_logging
-from .engine.rng import seed_everything
+from .engine.rng import deterministic_mode, seed_everything
 from .engine.run_dir import check_writable
 from .engine.trainer import Trainer
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, OutputError
 from .models.factory import create_model
 from .tasks import build_task
 from .tokenizer import load_tokenizer
@@ -32,8 +32,8 @@ __all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "u
 log = logging.getLogger("lavender")
 
 # FloatingPointError: a training loss that is not finite, stopped with where and how to go on
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-               FloatingPointError)
+USER_ERRORS = (ConfigError, DataError, OutputError, FileNotFoundError, PermissionError, IsADirectoryError,
+               NotADirectoryError, FloatingPointError)
 EXIT_USER_ERROR = 2  # as argparse for a bad command line
 
 
@@ -71,16 +71,18 @@ def main_guard(main, argv=None) -> int:
 
 
 @contextlib.contextmanager
-def session(family, argv=None, overrides=None, **task_kw):
+def session(family, argv=None, overrides=None, check=None, **task_kw):
     """Yield (cfg, dist_info, task, model) for a task `family` (a registered family name). Bad input
     raises ConfigError/DataError naming the file and key, before any heavy work where possible.
-    `overrides` are forced after the config file and command line."""
+    `overrides` are forced after the config file and command line; `check(cfg)` may refuse the config."""
     setup_logging("info", os.environ.get("RANK", "0") == "0")  # so what reading the config says is logged
     cfg = load_config(argv)
     if cfg.type and cfg.type != family:
         raise ConfigError(f"{cfg.config}: type {cfg.type!r}, but this script runs {family!r} tasks")
     cfg.update(overrides or {})
     cfg.mark_user_keys(overrides or {})
+    if check:
+        check(cfg)
     d = D.init_distributed()
     try:
         setup_logging(cfg.log_level, d.main)
@@ -92,7 +94,8 @@ def session(family, argv=None, overrides=None, **task_kw):
         model = create_model(cfg, heads=task.heads())
         log.info("task %s (%s), world size %d, device %s, %.1fM parameters", cfg.task, type(task).__name__,
                  d.world, d.device, sum(p.numel() for p in model.parameters()) / 1e6)
-        yield cfg, d, task, model
+        with deterministic_mode(cfg.deterministic):
+            yield cfg, d, task, model
         stores = task.stores()
         skipped = sum(s.n_skipped for s in stores)
         if skipped:

@@ -221,6 +221,8 @@ KEYS = _keys(
     ours("grad_accum", Int(min=1), 1, "batches per optimizer step", scope=_R, read_in=("engine/trainer.py",)),
     ours("max_steps", Int(min=0), 0, "stop after this many optimizer steps (0: no limit)", scope=_R, resume=True,
          read_in=("engine/trainer.py",)),
+    ours("deterministic", Bool(), False, "deterministic kernels only (cuDNN, cuBLAS, torch): a rerun on the same "
+         "machine and thread count gives identical weights; slower on GPUs", scope=_R, read_in=("run.py",)),
 ) + _keys(
     "evaluation",
     K("size_test", Optional(Int(min=1)), None, "full test-set size: test ac_1/ac_5 are scaled by n / size_test "

@@ -15,9 +15,14 @@ def load_annotation_file(path_json) -> dict:
     path_json = str(path_json)
     if not os.path.exists(path_json):
         raise DataError(f"missing annotation file {path_json}")
+    with open(path_json, "rb") as f:
+        raw = f.read()
     try:
-        with open(path_json) as f:
-            d = json.load(f)
+        d = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path_json}: not UTF-8 text: byte {raw[e.start:e.start + 1]!r} at offset {e.start} "
+                        f"(line {line}); JSON files are UTF-8: convert it (e.g. iconv -f latin1 -t utf-8)") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path_json}: invalid JSON ({e})") from None
     if not isinstance(d, dict):
@@ -62,6 +67,11 @@ def load_annotations(path_json, split: str, store=None, skip_bad: bool = False) 
     bad = [i for i, it in enumerate(items) if not isinstance(it, dict) or "video" not in it]
     if bad:
         raise DataError(f"{path_json}[{split!r}]: item(s) {bad[:10]} lack a 'video' field ({len(bad)} total)")
+    bad = [i for i, it in enumerate(items) if not isinstance(it["video"], str) or not it["video"]]
+    if bad:
+        v = items[bad[0]]["video"]
+        raise DataError(f"{path_json}[{split!r}] item {bad[0]}: video must be a non-empty string (a key of the frame "
+                        f"store), got {type(v).__name__} {repr(v)[:40]} ({len(bad)} item(s) in all)")
     if store is not None:
         items = check_videos(items, store, skip_bad, where=f"{path_json}[{split!r}]")
     return items

@@ -22,7 +22,8 @@ from ..fileio import atomic_write
 from .tsv_index import (lineidx_path_for, load_id2lineidx, read_lineidx, rebuild_hint, save_id2lineidx,
                         write_lineidx)
 
-__all__ = ["TSVFile", "build_lineidx", "write_tsv", "scan_rows", "split_row", "head_rows"]
+__all__ = ["TSVFile", "build_lineidx", "write_tsv", "scan_rows", "split_row", "head_rows", "check_unique_keys",
+           "line_numbers"]
 
 
 def scan_rows(tsv_path) -> Iterator[Tuple[int, bytes]]:
@@ -54,6 +55,28 @@ def head_rows(tsv_path, n: int) -> List[List[str]]:
     return out
 
 
+def check_unique_keys(tsv_path, lines: Dict[str, List[int]]) -> None:
+    """A key names one row: DataError listing the keys that are on several lines ({key: [line, ...]})."""
+    dup = {k: v for k, v in lines.items() if len(v) > 1}
+    if dup:
+        shown = "; ".join(f"{k!r} on lines {', '.join(map(str, v))}" for k, v in list(dup.items())[:5])
+        raise DataError(f"{tsv_path}: {len(dup)} video id(s) on more than one row ({shown}"
+                        f"{'; ...' if len(dup) > 5 else ''}): a key must name one row; remove or rename the "
+                        f"duplicates and rebuild the index")
+
+
+def line_numbers(tsv_path, offsets: Iterable[int]) -> Dict[int, int]:
+    """{byte offset: 1-based line number} of row starts (reads the file: for error messages)."""
+    want, out, n, pos = set(offsets), {}, 0, 0
+    with open(str(tsv_path), "rb") as f:
+        for line in f:
+            n += 1
+            if pos in want:
+                out[pos] = n
+            pos += len(line)
+    return out
+
+
 def build_lineidx(tsv_path, lineidx_path: Optional[str] = None) -> List[int]:
     """Scan `tsv_path` and write its ``.lineidx`` (row start offsets). Returns the offsets."""
     offsets = [off for off, _ in scan_rows(tsv_path)]
@@ -70,6 +93,7 @@ def write_tsv(tsv_path, rows: Iterable[Sequence[str]], lineidx_path: Optional[st
     tsv_path = str(tsv_path)
     key2off: Dict[str, int] = {}
     offsets: List[int] = []
+    lines: Dict[str, List[int]] = {}
     with atomic_write(tsv_path, "wb") as f:
         pos = 0
         for row in rows:
@@ -79,9 +103,11 @@ def write_tsv(tsv_path, rows: Iterable[Sequence[str]], lineidx_path: Optional[st
                     raise ValueError(f"{tsv_path}: field of row {fields[0]!r} contains a tab or newline")
             data = ("\t".join(fields) + "\n").encode("utf-8")
             offsets.append(pos)
-            key2off[fields[0]] = pos
+            key2off.setdefault(fields[0], pos)
+            lines.setdefault(fields[0], []).append(len(offsets))
             f.write(data)
             pos += len(data)
+        check_unique_keys(tsv_path, lines)  # before the file is in place: nothing is written
     write_lineidx(lineidx_path or lineidx_path_for(tsv_path), offsets)
     if id2lineidx_path:
         save_id2lineidx(id2lineidx_path, key2off)
@@ -106,6 +132,7 @@ class TSVFile:
         self.lineidx_path = str(lineidx) if lineidx else lineidx_path_for(self.path)
         self._id2lineidx_src = id2lineidx
         self._key_map_checked = False
+        self._index_name = None  # the key index file, named when a row does not carry its key
         self._offsets: Optional[List[int]] = None
         self._key2off: Optional[Dict[str, int]] = None
         self._fh = None
@@ -157,11 +184,16 @@ class TSVFile:
             hint = rebuild_hint(self.path, name)
             self._check_row_end(off, f"the row of key {key!r}", name, hint)
             got = self._key_at(off, f"the row of key {key!r}", hint)
-            if got != key and Path(got).stem != key:
-                raise DataError(f"{name} is stale: it puts key {key!r} at byte {off} of {self.path}, "
-                                f"but the row there is {got!r}; {hint}")
+            self._check_key(key, got, off, name, hint)
         self._id2lineidx_src, self._key_map_checked = src, True
+        self._index_name = name
         return src
+
+    def _check_key(self, key: str, got: str, off: int, index: str, hint: str) -> None:
+        """The row an index gives for `key` must carry it (its field 0, or a file name of that stem)."""
+        if got != key and Path(got).stem != key:
+            raise DataError(f"{index} is stale: it puts key {key!r} at byte {off} of {self.path}, "
+                            f"but the row there is {got!r}; {hint}")
 
     def _check_row_end(self, offset: int, what: str, index: str, hint: str):
         """The row at `offset` must lie inside the file, start a line and end with a newline;
@@ -262,7 +294,13 @@ class TSVFile:
             if src is not None:
                 self._key2off = src
             else:
-                self._key2off = {self._key_at(o, f"row {i}"): o for i, o in enumerate(self.offsets)}
+                rows: Dict[str, List[int]] = {}
+                for i, o in enumerate(self.offsets):
+                    rows.setdefault(self._key_at(o, f"row {i}"), []).append(o)
+                if len(rows) < len(self.offsets):
+                    at = line_numbers(self.path, self.offsets)
+                    check_unique_keys(self.path, {k: [at.get(o, o) for o in v] for k, v in rows.items()})
+                self._key2off = {k: v[0] for k, v in rows.items()}
         return self._key2off
 
     def keys(self) -> List[str]:
@@ -276,7 +314,12 @@ class TSVFile:
         off = self.key2offset.get(key)
         if off is None:
             raise DataError(f"key {key!r} not found in {self.path} ({len(self.key2offset)} keys)")
-        return self.row_at(off, f"row of key {key!r}")
+        row = self.row_at(off, f"row of key {key!r}")
+        # every read checks the row is the one asked for (a stale index with swapped offsets reads another
+        # video's frames otherwise); field 0 is already in hand, so this costs nothing
+        index = self._index_name or self.lineidx_path
+        self._check_key(key, row[0], off, index, rebuild_hint(self.path, index))
+        return row
 
     def __iter__(self) -> Iterator[List[str]]:
         for i in range(len(self)):

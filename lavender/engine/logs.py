@@ -4,7 +4,7 @@ import logging
 import logging.handlers
 import os
 
-from ..fileio import atomic_write
+from ..fileio import append_text, atomic_write
 
 log = logging.getLogger("lavender")
 
@@ -59,8 +59,7 @@ class StepLog:
 
     def append(self, record):
         if self.main:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_text(self.path, json.dumps(record) + "\n")
 
     def trim(self, last_step):
         """Drop records after `last_step` (a resumed run logs those steps again)."""

@@ -66,3 +66,7 @@ class TaskProtocol(Protocol):
 
     def stores(self) -> list:
         """The frame stores whose skipped videos (skip_bad) are reported at the end of a run."""
+
+    def data_report(self) -> Dict[str, Dict[str, int]]:
+        """{split: {name: n}}: what each split lost before training (e.g. n_truncated, n_invalid); log.json
+        gets `{name}_{tr|vl|ts}` in every row."""

@@ -1,14 +1,19 @@
 """The output folder of a run: `{path_output}/_{task}_{YYYYmmddHHMMSS}/` (a suffix when two runs start
 in the same second) with `args.json` and `stdout.txt`, or the folder of the run that `--resume`
-continues — only a run whose settings match the current ones on every key that changes training."""
-import glob
+continues — only a run whose settings match the current ones on every key that changes training.
+`--resume latest` orders a task's training runs by their start (the folder name), never by modification
+time, and a start that fails before its first step removes its folder (docs/reliability.md#resume)."""
+import contextlib
 import json
 import logging
 import os
+import re
+import shutil
 import time
 
 from ..errors import ConfigError
 from ..config import RESUME_FREE_KEYS, save_config
+from ..fileio import remove_orphaned_temp_files
 from . import dist as D
 from .run_files import RESUME_FILE
 from .logs import setup_logging
@@ -37,11 +42,35 @@ def config_differences(saved, cfg):
     return sorted(k for k in keys if saved.get(k) != now.get(k))
 
 
+_STARTED = re.compile(r"(?P<stamp>\d{14})(?:_(?P<n>\d+))?")
+
+
+def run_start(name, task):
+    """(start time, same-second number) of a training run folder named `_{task}_{YYYYmmddHHMMSS}[_{n}]`;
+    None for any other name (an evaluation folder `_{task}_eval_*`, another task's, a file)."""
+    prefix = f"_{task}_"
+    m = _STARTED.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+    return (m["stamp"], int(m["n"] or 0)) if m else None
+
+
+def _trains(run_dir):
+    """Whether the run in `run_dir` trains (its args.json); evaluation-only runs have nothing to resume."""
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and saved.get("size_epoch", 1) != 0 and not saved.get("eval_only")
+
+
 def _run_dirs(cfg):
-    """This task's run folders under path_output, oldest first."""
-    dirs = [d for d in glob.glob(os.path.join(cfg.path_output, f"_{cfg.task}_*")) if os.path.isdir(d)
-            and os.path.isfile(os.path.join(d, "args.json"))]
-    return sorted(dirs, key=os.path.getmtime)
+    """This task's training run folders under path_output, in the order they were started."""
+    try:
+        names = os.listdir(cfg.path_output)
+    except OSError:
+        return []
+    runs = [(run_start(n, cfg.task), os.path.join(cfg.path_output, n)) for n in names]
+    return [d for start, d in sorted(r for r in runs if r[0]) if os.path.isdir(d) and _trains(d)]
 
 
 def find_resume(cfg):
@@ -104,6 +133,35 @@ def prepare_run_dir(cfg, dist, resume_file=None, what=""):
             log.info("resuming this run (%s); its args.json is kept", resume_file)
         else:
             save_config(cfg, os.path.join(run_dir, "args.json"))
+        _remove_orphans(cfg, run_dir if resume_file else None)
     D.barrier()
     log.info("output: %s", run_dir)
     return run_dir
+
+
+def _remove_orphans(cfg, resumed=None):
+    """Temporary files of writes that a kill interrupted: every one in the run being resumed, and those of
+    dead writers in the task's other runs."""
+    removed = remove_orphaned_temp_files(resumed, all_temp=True) if resumed else []
+    for d in _run_dirs(cfg):
+        if d != resumed:
+            removed += remove_orphaned_temp_files(d)
+    if removed:
+        log.info("removed %d temporary file(s) (%.1f MB) of interrupted writes: %s", len(removed),
+                 sum(n for _, n in removed) / 2**20, ", ".join(p for p, _ in removed[:3]))
+
+
+@contextlib.contextmanager
+def discard_if_failed(run_dir, main, started):
+    """Remove `run_dir` when the block fails (an exception, not an interrupt) and `started()` is false:
+    a start that failed before its first step leaves no folder for `--resume latest` to trip over."""
+    try:
+        yield
+    except Exception:
+        if main and not started() and not os.path.exists(os.path.join(run_dir, RESUME_FILE)):
+            for h in [h for h in log.handlers if getattr(h, "baseFilename", "").startswith(run_dir + os.sep)]:
+                log.removeHandler(h)
+                h.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            log.info("removed %s: the run failed before its first step", run_dir)
+        raise

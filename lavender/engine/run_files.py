@@ -3,7 +3,7 @@ import logging
 import os
 import shutil
 
-from ..fileio import atomic_torch_save
+from ..fileio import atomic_torch_save, atomic_write
 from ..models.weights import load_torch_file
 
 log = logging.getLogger("lavender")
@@ -28,9 +28,8 @@ class RunFiles:
         path = self.weights_path(epoch)
         atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         if best:  # a file copy, not a second serialisation
-            dst = self.weights_path("best")
-            shutil.copyfile(path, dst + ".tmp")
-            os.replace(dst + ".tmp", dst)
+            with open(path, "rb") as src, atomic_write(self.weights_path("best")) as dst:
+                shutil.copyfileobj(src, dst)
         log.info("saved %s%s", path, " (best so far)" if best else "")
 
     def save_resume(self, state):

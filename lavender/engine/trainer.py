@@ -19,7 +19,7 @@ from .optim import build_optimizer, build_scheduler
 from .precision import autocast, resolve_precision
 from .protocol import StepContext
 from .rng import get_rng_state, set_rng_state
-from .run_dir import find_resume, prepare_run_dir
+from .run_dir import discard_if_failed, find_resume, prepare_run_dir
 
 log = logging.getLogger("lavender")
 
@@ -100,9 +100,17 @@ class Trainer:
         cfg = self.cfg
         resume_file = find_resume(cfg)
         self.run_dir = prepare_run_dir(cfg, self.d, resume_file)
+        with discard_if_failed(self.run_dir, self.d.main, lambda: bool(resume_file) or self.global_step > 0):
+            return self._fit(resume_file)
+
+    def _fit(self, resume_file):
+        cfg = self.cfg
         self.files = RunFiles(self.run_dir, cfg.task, self.d.main)
         self.log = EpochLog(self.task.tracked_metrics(), self.run_dir, self.d.main)
         self.step_log = StepLog(self.run_dir, self.d.main)
+        # what the data lost before training (texts cut, items without a label), per split, in every row
+        self.data_row = {f"{k}_{SPLIT_TAGS.get(split, 'tr' if split == 'train' else split)}": n
+                         for split, counts in self.task.data_report().items() for k, n in counts.items()}
         if cfg.size_epoch > 0:
             self.train_loader = self.task.loader("train", self.d, self.device)
         steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum) if self.train_loader else 0
@@ -236,6 +244,8 @@ class Trainer:
             if self.d.main and preds is not None:
                 atomic_json({"epoch": epoch, "split": split, "metrics": metrics, "predictions": preds},
                             os.path.join(self.run_dir, f"predictions_{split}.json"))
+        for k, n in self.data_row.items():
+            row.setdefault(k, n)  # an evaluation's own count of the same name (n_invalid_vl) comes first
         return self.log.add(epoch, row)
 
     # ------------------------------------------------------------------ resume state

@@ -18,7 +18,7 @@ from ..data.video_store import VideoStore
 from ..engine.loader import EpochLoader
 from ..errors import ConfigError, DataError
 from ..tokenizer import special_ids
-from .items import ItemDataset, subsample_videos
+from .items import ItemDataset, field_problem, subsample_videos
 from .modeling import ModelHelpers
 from .text import TextHelpers
 
@@ -40,11 +40,13 @@ class Task(TextHelpers, ModelHelpers):
     head_name = "fc"          # task-specific baselines: the model's MLP head they use
     reads = ("data_ratio",)   # the task_key config keys (lavender.config.TASK_KEYS) this class honours
     required_fields = ()      # annotation fields every item of this family needs (besides "video")
+    field_kinds = {}          # {field: kind of lavender.tasks.items.FIELD_KINDS}, checked at start-up
 
     def __init__(self, cfg, tokenizer, build_data=True):
         self.cfg, self.tok = cfg, tokenizer
         self.ids = special_ids(tokenizer)
         self.datasets, self.store = {}, None
+        self.counts = None  # {split: {name: n}}: items cut or without a label (data_report)
         if build_data:
             self.build_datasets()
 
@@ -106,6 +108,46 @@ class Task(TextHelpers, ModelHelpers):
             raise DataError(f"{path}[{split!r}] item {i} (video {items[i].get('video')!r}) lacks {missing} "
                             f"({len(bad)} item(s) in all); a {type(self).__name__} item needs "
                             f"{['video', *self.required_fields]}")
+        bad = [(i, p) for i, p in ((i, self.item_problem(it)) for i, it in enumerate(items)) if p]
+        if bad:
+            i, problem = bad[0]
+            raise DataError(f"{path}[{split!r}] item {i} (video {items[i].get('video')!r}): {problem} "
+                            f"({len(bad)} item(s) in all)")
+
+    def item_problem(self, item):
+        """Why a (complete) item cannot be used, or None: its fields' kinds (`field_kinds`)."""
+        return next((p for p in (field_problem(item, f, k) for f, k in self.field_kinds.items()) if p), None)
+
+    def texts_to_fit(self, item):
+        """[(text, tokens it may have)] of an item's texts that size_txt cuts when longer (counted)."""
+        return []
+
+    def count_items(self, split, items):
+        """{name: n} for a split, reported in the log and log.json (data_report): `n_truncated`, the items
+        whose text size_txt cuts."""
+        pairs = [(i, t, n) for i, it in enumerate(items) for t, n in self.texts_to_fit(it)]
+        if not pairs:
+            return {}
+        ids = self.token_ids([t for _, t, _ in pairs])
+        return {"n_truncated": len({i for (i, _, n), t in zip(pairs, ids) if len(t) > n})}
+
+    invalid_reason = "their answer is not one vocabulary token"
+
+    def data_report(self):
+        """{split: {name: n}}: what each split loses before training (`count_items`: cut texts, items without
+        a label), counted once, and logged when there are any (the engine adds it to log.json)."""
+        if self.counts is None:
+            self.counts, path = {}, self.annotation_path()
+            for split, ds in self.datasets.items():
+                self.counts[split] = counts = self.count_items(split, getattr(ds, "items", []))
+                if counts.get("n_truncated"):
+                    log.warning("%s[%r]: %d of %d item(s) have a text longer than size_txt %d allows: cut "
+                                "(n_truncated)", path, split, counts["n_truncated"], len(ds), self.cfg.size_txt)
+                if counts.get("n_invalid"):
+                    log.warning("%s[%r]: %d of %d item(s) have no label (%s): they count as wrong in evaluation "
+                                "and add nothing to training (n_invalid)", path, split, counts["n_invalid"],
+                                len(ds), self.invalid_reason)
+        return self.counts
 
     def prepare_items(self, items, split):
         """Hook: filter or expand a split's items (e.g. one caption per video)."""

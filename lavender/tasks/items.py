@@ -6,7 +6,41 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 
-__all__ = ["ItemDataset", "subsample_videos"]
+__all__ = ["ItemDataset", "subsample_videos", "FIELD_KINDS", "field_problem"]
+
+# What an annotation field may hold, by kind (a family's `field_kinds` names the kind of each of its fields)
+FIELD_KINDS = {
+    "text": "a non-empty string",
+    "text_or_empty": "a string",
+    "index": "a whole number >= 0",
+    "label": "a whole number or a non-empty string",
+    "texts": "a non-empty string or a non-empty list of non-empty strings",
+}
+
+
+def _text(v):
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _index(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+_CHECKS = {
+    "text": _text,
+    "text_or_empty": lambda v: isinstance(v, str),
+    "index": _index,
+    "label": lambda v: _index(v) or _text(v),
+    "texts": lambda v: _text(v) or (isinstance(v, list) and bool(v) and all(_text(x) for x in v)),
+}
+
+
+def field_problem(item, field, kind):
+    """Why `item[field]` is not of `kind` (FIELD_KINDS), or None when it is (or the field is absent)."""
+    if field not in item or _CHECKS[kind](item[field]):
+        return None
+    v = item[field]
+    return f"{field} must be {FIELD_KINDS[kind]}, got {type(v).__name__} {repr(v)[:40]}"
 
 
 class ItemDataset(Dataset):

@@ -133,6 +133,13 @@ class MultiTask(Task):
     def stores(self):
         return [s for m in self.members.values() for s in m.stores()]
 
+    def data_report(self):
+        out = {}
+        for name, m in self.members.items():
+            for split, counts in m.data_report().items():
+                out.setdefault(split, {}).update({f"{name}_{k}": n for k, n in counts.items()})
+        return out
+
     # ------------------------------------------------------------------ prediction
     @classmethod
     def predict_family(cls, cfg, member=None):

@@ -15,6 +15,7 @@ import torch
 from ..errors import ConfigError
 from ..metrics import accuracy
 from .base import Task
+from .items import field_problem
 from .modeling import true_false_scores
 from .registry import register
 
@@ -37,6 +38,7 @@ class MultipleChoice(Task):
 
     main_metric = "ac"
     predicts = "one number per option of a question, higher = more likely"
+    field_kinds = {"question": "text_or_empty", "answer": "index"}
 
     @classmethod
     def variant(cls, cfg):
@@ -47,6 +49,13 @@ class MultipleChoice(Task):
 
     def missing_fields(self, item):
         return [f for f in ["answer"] + [f"option_{i}" for i in range(self.cfg.size_option)] if f not in item]
+
+    def item_problem(self, item):
+        options = (field_problem(item, f"option_{i}", "text") for i in range(self.cfg.size_option))
+        problem = super().item_problem(item) or next((p for p in options if p), None)
+        if problem is None and item["answer"] >= self.cfg.size_option:
+            problem = f"answer {item['answer']} is not an option index (size_option {self.cfg.size_option})"
+        return problem
 
     def options(self, item):
         return [str(item.get(f"option_{i}", "")) for i in range(self.cfg.size_option)]
@@ -105,6 +114,9 @@ class MCDigit(MultipleChoice):
     def text(self, item):
         return item.get("question", "") + "".join(f" [SEP] option {i}: {o}" for i, o in enumerate(self.options(item)))
 
+    def texts_to_fit(self, item):
+        return [(self.text(item), self.cfg.size_txt - 1)]
+
     def encode(self, item, train, rng):
         S, ids = self.cfg.size_txt, self.ids
         t = self.tokens(self.text(item))[: S - 1]
@@ -150,6 +162,9 @@ class MCDigitTS(MCDigit):
     def heads(self):
         return {self.head_name: self.cfg.size_option}
 
+    def texts_to_fit(self, item):
+        return [(self.text(item), self.cfg.size_txt - 2)]
+
     def option_probabilities(self, scores):
         return scores.softmax(-1)
 
@@ -170,6 +185,9 @@ class MCTrueFalse(MultipleChoice):
     def texts(self, item):
         q = item.get("question", "")
         return [f"{q} {o}" if q else o for o in self.options(item)]
+
+    def texts_to_fit(self, item):
+        return [(t, self.cfg.size_txt - 2) for t in self.texts(item)]
 
     def encode(self, item, train, rng):
         txt = torch.tensor([self.encode_base(t, self.cfg.size_txt) for t in self.texts(item)])  # [O, S]

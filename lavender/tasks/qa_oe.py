@@ -25,7 +25,9 @@ class QAOpenEnded(Task):
     main_metric = "ac_1"
     prompt_name = task_token = "oe"
     required_fields = ("question",)
+    field_kinds = {"question": "text", "answer_text": "text", "answer": "label"}
     predicts = "the top answers of a question (a [MASK] in it: fill in the blank), with probabilities"
+    invalid_reason = "the answer is not one vocabulary token, or size_txt cuts the blank off"
 
     @classmethod
     def variant(cls, cfg):
@@ -58,6 +60,21 @@ class QAOpenEnded(Task):
         if self.label2ans is not None and ans in self.label2ans:
             return self.label2ans[ans]
         return str(ans)
+
+    def count_items(self, split, items):
+        """`n_truncated` (questions cut by size_txt) and `n_invalid` (items without a label: the answer is not
+        one vocabulary token, or the blank is cut off), as `encode` labels them."""
+        S, mask = self.cfg.size_txt, self.ids["mask"]
+        keep = S - 2 if self.fib else S - 1  # question tokens kept (encode_base / the layout below)
+        label = {}
+        n_cut = n_invalid = 0
+        for it, ids in zip(items, self.token_ids([it.get("question", "") for it in items])):
+            word = self.answer_word(it)
+            if word not in label:
+                label[word] = self.single_token(word)
+            n_cut += len(ids) > keep
+            n_invalid += label[word] < 0 or (self.fib and mask not in ids[:keep])
+        return {"n_truncated": n_cut, "n_invalid": n_invalid}
 
     def encode(self, item, train, rng):
         S, ids = self.cfg.size_txt, self.ids
@@ -148,9 +165,20 @@ class QAOpenEndedTS(QAOpenEnded):
     integer `answer` (class id)."""
 
     required_fields = ("question", "answer")
+    field_kinds = {"question": "text", "answer": "index"}
+    invalid_reason = "no class"
 
     def missing_fields(self, item):
         return Task.missing_fields(self, item)
+
+    def item_problem(self, item):
+        if self.cfg.size_vocab > 0 and isinstance(item.get("answer"), int) and item["answer"] >= self.cfg.size_vocab:
+            return f"answer {item['answer']} is not a class of size_vocab {self.cfg.size_vocab}"
+        return super().item_problem(item)
+
+    def count_items(self, split, items):
+        ids = self.token_ids([it.get("question", "") for it in items])
+        return {"n_truncated": sum(len(t) > self.cfg.size_txt - 2 for t in ids)}
 
     def heads(self):
         return {self.head_name: self.cfg.size_vocab}

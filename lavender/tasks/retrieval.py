@@ -39,6 +39,7 @@ class Retrieval(Task):
     main_scale = 100.0        # recall is in percent
     reads = Task.reads + ("multi_clip_testing",)
     required_fields = ("caption",)
+    field_kinds = {"caption": "texts"}
     pair_head = True
     predicts = "the score of a text against each video (P(true) of its true/false, as evaluation ranks)"
 
@@ -59,6 +60,9 @@ class Retrieval(Task):
                 seen.add(it["video"])
                 out.append(it)
         return out
+
+    def texts_to_fit(self, item):
+        return [(caption_text(item["caption"], False, None), self.cfg.size_txt - 2)]
 
     def text_ids(self, text):
         """Base encode to S + a [MASK] after the padding (where "true"/"false" is read)."""

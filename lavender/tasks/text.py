@@ -21,6 +21,14 @@ class TextHelpers:
         """WordPiece ids of `text` without [CLS]/[SEP]."""
         return self.tok.encode(text, add_special_tokens=False) if text else []
 
+    def token_ids(self, texts):
+        """`tokens` of many texts at once (the tokenizer's batch path: start-up counts over whole splits)."""
+        texts = [str(t) for t in texts]
+        backend = getattr(self.tok, "backend_tokenizer", None)
+        if backend is not None:
+            return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+        return [self.tokens(t) for t in texts]
+
     def encode_base(self, text, length):
         """`[CLS] text [SEP] [PAD]...` of exactly `length` ids (the original's str2txt)."""
         ids = [self.ids["cls"]] + self.tokens(text)[: length - 2] + [self.ids["sep"]]

@@ -19,11 +19,6 @@ from lavender.paths import REPO_ROOT
 from tiny import make_color_world, tiny_argv
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_color_world(str(tmp_path_factory.mktemp("world")), n_videos=8, tasks={"tiny-qa": "qa"})
-
-
 def _argv(world, out, **kw):
     return tiny_argv(world, out, "tiny-qa", "qaoe", **dict(dict(size_epoch=1, eval_splits=["val"]), **kw))
 
