@@ -3,7 +3,6 @@ anyway (texts cut by size_txt, answers that are no vocabulary token) is counted 
 log.json (issue 22, 6-7)."""
 import json
 import os
-import shutil
 
 import pytest
 

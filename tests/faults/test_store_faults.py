@@ -1,10 +1,8 @@
 """Frames always come from the row of the video asked for: every read by key checks that the row carries
 that key (a stale index with swapped offsets is an error naming the rebuild command), and a video id on two
 rows is refused everywhere, with the keys and line numbers (issue 22, 2-3)."""
-import json
 import os
 import pickle
-import shutil
 
 import pytest
 
