@@ -37,6 +37,7 @@ class MultipleChoice(Task):
 
     main_metric = "ac"
     predicts = "one number per option of a question, higher = more likely"
+    reads = Task.reads + ("size_option",)
 
     @classmethod
     def variant(cls, cfg):
