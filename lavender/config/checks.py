@@ -18,6 +18,13 @@ def validate(cfg):
     for key, (allowed, why) in NOT_BUILT.items():
         if cfg.get(key, allowed) != allowed:
             raise ConfigError(f"{key} {cfg[key]!r}: {why}")
+    if cfg.size_img == 384 and cfg.vis_backbone_size != "large":
+        raise ConfigError(f"size_img 384 selects the original's 384-px Video Swin (window 8x12x12), which it builds "
+                          f"for vis_backbone_size large only (got {cfg.vis_backbone_size!r}): set vis_backbone_size "
+                          f"large, or another size_img (the 8x7x7-window model)")
+    if not cfg.caption_txt_causal and cfg.txt_backbone_embed_only:
+        raise ConfigError("caption_txt_causal false sets the mask of the text's own encoder, which exists only with "
+                          "txt_backbone_embed_only false")
     if cfg.vis_backbone_init == "3d" and not cfg.path_ckpt and cfg.vis_backbone_size in ("base", "large") \
             and cfg.kinetics not in (400, 600):
         raise ConfigError(f"vis_backbone_init 3d loads Kinetics-400 or -600 Video Swin weights: set kinetics to "

@@ -11,6 +11,8 @@ Metadata (fields of `Key`):
   cli_only   taken only from the current command line, never from a file (a warning says it was ignored)
   from_ckpt  taken from the args.json beside `path_ckpt`: "model" always, "eval" for evaluation-only runs
   task_key   read by some task families only: what it applies to (other families refuse a non-default value)
+  family_key read by some task families only: what it applies to (other families accept it with a warning at
+             start-up that it has no effect there: the original's configs set such keys where they do nothing)
   no_effect  accepted for compatibility and without effect: why (a warning when set)
   not_built  its feature is not built: any value but the default is refused, with this reason
   read_in    modules (under lavender/) that read it (tests/config/test_config_keys.py checks)
@@ -37,6 +39,7 @@ class Key:
     cli_only: bool = False
     from_ckpt: str = ""
     task_key: str = ""
+    family_key: str = ""
     no_effect: str = ""
     not_built: str = ""
     read_in: tuple = ()
@@ -53,6 +56,7 @@ SECTIONS = {
 }
 
 _T, _R = "task", "run"
+_CAP = "captioning"
 _BERT = "bert-base-uncased"
 
 
@@ -166,15 +170,16 @@ KEYS = _keys(
     K("task", Optional(Str()), None, "task name: annotations txt_{task}.json, run folder _{task}_*, checkpoint "
       "names", read_in=("tasks/base.py",)),
     K("size_vocab", Int(), -1, "answer classes of the task-specific QA head (-1: none; the MLM head needs none)",
-      read_in=("tasks/qa_oe.py",)),
-    K("size_option", Int(min=2), 5, "options per multiple-choice question", read_in=("tasks/qa_mc.py",)),
+      family_key="the task-specific open-ended QA head (head task_specific)", read_in=("tasks/qa_oe.py",)),
+    K("size_option", Int(min=2), 5, "options per multiple-choice question", family_key="multiple choice",
+      read_in=("tasks/qa_mc.py",)),
     K("temp", Float(min=0, min_open=True), 1.0, "temperature of the task-specific retrieval loss (NormSoftmax)",
-      read_in=("tasks/retrieval.py",)),
+      family_key="the task-specific retrieval loss (head task_specific)", read_in=("tasks/retrieval.py",)),
     K("pretrain_tasks", ListOf(Choice("mtm", "vtm"), nonempty=True), ["mtm", "vtm"],
       "pretraining objectives: masked tokens (mtm), video-text matching (vtm)", task_key="pretraining",
       read_in=("tasks/pretrain.py",)),
     K("p_mask", Float(min=0, max=1, max_open=True), 0.15, "probability that a text token is masked "
-      "(pretraining MTM, captioning)", read_in=("tasks/pretrain.py",)),
+      "(pretraining MTM, captioning)", family_key="pretraining and captioning", read_in=("tasks/pretrain.py",)),
     K("enable_task_token", Bool(), False, "prepend the task's task-token embedding to the text",
       read_in=("tasks/modeling.py",)),
     K("task_token", Optional(Choice("vtm", "mc", "oe", "cap", what="rows of the model's task-token table")), None,
@@ -190,11 +195,14 @@ KEYS = _keys(
     K("attn_mask_type", Str(), "seq2seq", "unused", no_effect="the original ignores it: captioning always uses "
       "the seq2seq mask, the other tasks the full one"),
     K("label_smoothing", Float(min=0, max=1, max_open=True), 0.0, "captioning loss: label smoothing",
-      read_in=("tasks/caption.py",)),
+      family_key=_CAP, read_in=("tasks/caption.py",)),
     K("drop_worst_ratio", Float(min=0, max=1, max_open=True), 0.0, "captioning loss: share of the worst token "
-      "losses dropped", read_in=("tasks/caption.py",)),
+      "losses dropped", family_key=_CAP, read_in=("tasks/caption.py",)),
     ours("drop_worst_after", Int(min=0), 0, "captioning loss: drop_worst_ratio applies after this many training "
-         "batches", read_in=("tasks/caption.py",)),
+         "batches", family_key=_CAP, read_in=("tasks/caption.py",)),
+    ours("caption_txt_causal", Bool(), True, "captioning with the text's own encoder (txt_backbone_embed_only "
+         "false): that encoder is causal in training, as in decoding (false: bidirectional in training, the "
+         "original's)", family_key=_CAP, read_in=("tasks/caption.py",)),
     ours("mc_mode", Choice("auto", "digit", "truefalse"), "auto", "multiple choice: option-index digit (TGIF), "
          "true/false per option (MSRVTT/LSMDC-MC), or auto from the task name", read_in=("tasks/qa_mc.py",)),
     ours("task_sampling", Choice("uniform", "proportional"), "uniform", "multi-task: which task a step serves, "
@@ -212,12 +220,13 @@ KEYS = _keys(
       scope=_R, read_in=("engine/optim.py",)),
     K("max_grad_norm", Float(), -1.0, "gradient clipping norm (<= 0: off)", scope=_R,
       read_in=("engine/trainer.py",)),
-    K("deepspeed", Bool(), False, "the original's DeepSpeed switch: DeepSpeed is not used; with precision auto, "
-      "true means fp16 on a GPU", scope=_R, read_in=("engine/precision.py",)),
+    K("deepspeed", Bool(), False, "the original's DeepSpeed switch", scope=_R,
+      no_effect="DeepSpeed is not used; precision auto trains in fp16 autocast with a loss scaler on a GPU either "
+      "way, as the original did with or without DeepSpeed (docs/differences.md)"),
     K("seed", Int(), 88, "seed of weights, data order, augmentation and masking", scope=_R,
       read_in=("run.py",)),
-    ours("precision", Choice("auto", "fp32", "fp16", "bf16"), "auto", "numeric precision (auto: fp16 on a GPU if "
-         "deepspeed, else fp32)", scope=_R, read_in=("engine/precision.py",)),
+    ours("precision", Choice("auto", "fp32", "fp16", "bf16"), "auto", "numeric precision (auto: fp16 autocast with "
+         "a loss scaler on a GPU, as the original; fp32 on a CPU)", scope=_R, read_in=("engine/precision.py",)),
     ours("grad_accum", Int(min=1), 1, "batches per optimizer step", scope=_R, read_in=("engine/trainer.py",)),
     ours("max_steps", Int(min=0), 0, "stop after this many optimizer steps (0: no limit)", scope=_R, resume=True,
          read_in=("engine/trainer.py",)),
@@ -226,7 +235,7 @@ KEYS = _keys(
 ) + _keys(
     "evaluation",
     K("size_test", Optional(Int(min=1)), None, "full test-set size: test ac_1/ac_5 are scaled by n / size_test "
-      "(the original's adjusted accuracy)", read_in=("tasks/qa_oe.py",)),
+      "(the original's adjusted accuracy)", family_key="open-ended QA", read_in=("tasks/qa_oe.py",)),
     K("multi_clip_testing", Bool(), False, "retrieval evaluation: average each video's tokens over its clips",
       task_key="retrieval evaluation", read_in=("tasks/retrieval.py",)),
     ours("eval_only", Bool(), False, "evaluate the loaded checkpoint only (as size_epoch 0)", scope=_R,
@@ -240,19 +249,23 @@ KEYS = _keys(
     ours("retrieval_text_batch", Int(min=0), 0, "full retrieval evaluation: texts fused per pass (0: auto)",
          resume=True, read_in=("tasks/retrieval_scoring.py",)),
     ours("caption_meteor", Bool(), True, "captioning evaluation: compute METEOR (a Java run of 10-40 s per split)",
-         read_in=("tasks/caption.py",)),
+         family_key=_CAP, read_in=("tasks/caption.py",)),
 ) + _keys(
     "generation",
     K("max_gen_length", Int(min=2), 20, "caption length limit in tokens, the leading [CLS] included",
+      family_key=_CAP, read_in=("models/generation.py",)),
+    K("num_beams", Int(min=1), 1, "beam search width (1: greedy)", family_key=_CAP,
       read_in=("models/generation.py",)),
-    K("num_beams", Int(min=1), 1, "beam search width (1: greedy)", read_in=("models/generation.py",)),
-    K("do_sample", Bool(), False, "sample tokens instead of taking the most likely", read_in=("models/generation.py",)),
-    K("gen_temperature", Float(min=0, min_open=True), 1.0, "sampling temperature", read_in=("models/generation.py",)),
-    K("top_k", Int(min=0), 0, "sampling: keep the k most likely tokens (0: off)", read_in=("models/generation.py",)),
+    K("do_sample", Bool(), False, "sample tokens instead of taking the most likely", family_key=_CAP,
+      read_in=("models/generation.py",)),
+    K("gen_temperature", Float(min=0, min_open=True), 1.0, "sampling temperature", family_key=_CAP,
+      read_in=("models/generation.py",)),
+    K("top_k", Int(min=0), 0, "sampling: keep the k most likely tokens (0: off)", family_key=_CAP,
+      read_in=("models/generation.py",)),
     K("top_p", Float(min=0, max=1, min_open=True), 1.0, "sampling: keep the smallest set with this probability "
-      "(1: off)", read_in=("models/generation.py",)),
+      "(1: off)", family_key=_CAP, read_in=("models/generation.py",)),
     K("repetition_penalty", Float(min=0, min_open=True), 1.0, "divide the logits of tokens already generated "
-      "(1: off)", read_in=("models/generation.py",)),
+      "(1: off)", family_key=_CAP, read_in=("models/generation.py",)),
 ) + _keys(
     "run",
     K("path_output", Str(), "./_snapshot", "where run folders _{task}_{time}/ are made", scope=_R, path=True,

@@ -28,6 +28,8 @@ def _notes(k):
         notes.append("from the checkpoint's args.json" + (" (evaluation only)" if k.from_ckpt == "eval" else ""))
     if k.task_key:
         notes.append(f"only for {k.task_key}")
+    if k.family_key:
+        notes.append(f"read for {k.family_key} (other families: a warning that it has no effect)")
     if k.no_effect:
         notes.append(f"no effect: {k.no_effect}")
     if k.not_built:

@@ -12,6 +12,8 @@ NO_EFFECT = {k.name: k.no_effect for k in KEYS if k.no_effect}
 NOT_BUILT = {k.name: (k.default, k.not_built) for k in KEYS if k.not_built}
 # read by some task families only: key -> what it applies to
 TASK_KEYS = {k.name: k.task_key for k in KEYS if k.task_key}
+# read by some task families only, accepted by the others with a warning: key -> what it applies to
+FAMILY_KEYS = {k.name: k.family_key for k in KEYS if k.family_key}
 # the whole run / the one shared model: refused inside a multi-task entry
 RUN_KEYS = frozenset(k.name for k in KEYS if k.scope == "run")
 # may differ when a run is resumed ("config": the file a run was started from)

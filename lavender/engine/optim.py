@@ -30,8 +30,11 @@ def build_optimizer(model, cfg):
                              lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8, fused=fused)
 
 
-def warmup_linear(max_iter, warmup_ratio=0.1):
-    """LR factor: linear warm-up over 10% of the steps, then linear decay to 0 (floor 1e-8 relative)."""
+LR_FLOOR = 1e-8  # the original's absolute floor: lr = max(1e-8, peak * factor), the first step at 1e-8
+
+
+def warmup_linear(max_iter, warmup_ratio=0.1, floor=LR_FLOOR):
+    """LR factor: linear warm-up over 10% of the steps, then linear decay to 0, never below `floor`."""
     max_iter = max(int(max_iter), 1)
     warmup = int(warmup_ratio * max_iter)
 
@@ -40,9 +43,12 @@ def warmup_linear(max_iter, warmup_ratio=0.1):
             f = step / warmup
         else:
             f = (max_iter - min(step, max_iter)) / max(max_iter - warmup, 1)
-        return max(f, 1e-8)
+        return max(f, floor)
     return factor
 
 
 def build_scheduler(optimizer, max_iter):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(max_iter))
+    """The schedule of every parameter group, floored at an absolute LR_FLOOR (the factor's floor is
+    LR_FLOOR / the group's peak lr), as the original's WarmupLinearLR."""
+    peaks = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [warmup_linear(max_iter, floor=LR_FLOOR / p) for p in peaks])

@@ -10,13 +10,12 @@ AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_precision(cfg, device):
-    """fp32 / fp16 / bf16; the original configs' `deepspeed: true` means fp16 on a GPU."""
+    """fp32 / fp16 / bf16. `auto`: fp16 autocast with a loss scaler on a GPU, as the original always trained
+    (DeepSpeed fp16, or autocast + GradScaler when its args turned DeepSpeed off); fp32 on a CPU
+    (docs/differences.md#the-main-differences)."""
     p = cfg.precision
     if p == "auto":
-        p = "fp16" if (cfg.deepspeed and device.type == "cuda") else "fp32"
-        if cfg.deepspeed:
-            log.info("config has deepspeed=true: DeepSpeed is not used; mapped to %s mixed precision "
-                     "(%s)", p, "GPU" if device.type == "cuda" else "no GPU, so fp32")
+        p = "fp16" if device.type == "cuda" else "fp32"
     if p == "fp16" and device.type != "cuda":
         log.warning("fp16 needs a GPU; using fp32 on %s", device)
         p = "fp32"

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 import torch
 
-__all__ = ["BATCH_KEYS", "StepContext", "Loader", "TaskProtocol"]
+__all__ = ["BATCH_KEYS", "TARGETS", "StepContext", "Loader", "TaskProtocol"]
 
 # The keys of a batch dict that the engine reads (tasks may add any others):
 BATCH_KEYS = {
@@ -14,6 +14,12 @@ BATCH_KEYS = {
     "video": "per-example video ids: named when a training loss is not finite",
     "task": "multi-task: the name of the member task the batch serves (set by MetaLoader)",
 }
+
+# A training step's stats may hold TARGETS: how many labelled positions its loss averages over. An optimizer
+# step whose batches all report 0 (e.g. open-ended QA answers all out of vocabulary) updates nothing, as the
+# original's NaN loss made its loss scaler skip the step (docs/differences.md#the-main-differences); counted
+# in `n_empty_steps_tr`.
+TARGETS = "n_targets"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Loader(Protocol):
 class TaskProtocol(Protocol):
     """The methods the engine calls (lavender.engine.trainer; heads and stores: lavender.run)."""
 
+    eval_start: bool  # evaluate the starting weights (epoch 0) before training even without path_ckpt
+
     def heads(self) -> Dict[str, Optional[int]]:
         """The model heads the task needs: {name: outputs}, None for the MLM head `fc_mtm`."""
 
@@ -59,7 +67,8 @@ class TaskProtocol(Protocol):
         """The batches of `split` for this process."""
 
     def train_step(self, model, batch: Dict[str, Any], step: StepContext) -> Tuple[torch.Tensor, Dict[str, Any]]:
-        """(loss, {stat: float or 0-d tensor}) of one training batch; stats are averaged per epoch."""
+        """(loss, {stat: float or 0-d tensor}) of one training batch; stats are averaged per epoch (TARGETS:
+        read by the engine, see above)."""
 
     def evaluate(self, split: str, ctx) -> Tuple[Dict[str, float], Optional[list]]:
         """(metrics, predictions or None) of one split; `ctx`: lavender.engine.evaluation.EvalContext."""

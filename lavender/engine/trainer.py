@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+import warnings
 
 import torch
 
@@ -17,7 +18,7 @@ from .host_memory import RetainedHeap
 from .logs import StepLog, fmt_metrics, progress
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, resolve_precision
-from .protocol import StepContext
+from .protocol import TARGETS, StepContext
 from .rng import get_rng_state, set_rng_state
 from .run_dir import discard_if_failed, find_resume, prepare_run_dir
 
@@ -40,10 +41,11 @@ class RunningStats:
     the device until they are read (logging steps, epoch end, resume saves): no host sync per step.
     A non-finite loss (fp16 steps the loss scaler skips) is kept as NaN and left out of the means."""
 
-    def __init__(self, losses=(), sums=None, counts=None, skipped=0):
+    def __init__(self, losses=(), sums=None, counts=None, skipped=0, empty=None):
         self.losses = [torch.tensor(float(x)) for x in losses]
         self.sums, self.counts = {k: torch.tensor(float(v)) for k, v in (sums or {}).items()}, dict(counts or {})
         self.skipped = skipped  # fp16: optimizer steps the loss scaler skipped (a device tensor until read)
+        self.empty = empty  # optimizer steps without any target (None: the task reports no TARGETS)
 
     def add(self, loss, stats):
         """Record a step's loss and stats; returns whether the loss is finite (a device tensor)."""
@@ -67,11 +69,13 @@ class RunningStats:
         out = {"ls_tr": D.all_reduce_mean(self._mean(self.losses))}
         for k in sorted(self.sums):
             out[f"{k}_tr"] = D.all_reduce_mean(self.sums[k].item() / self.counts[k])
+        if self.empty is not None:
+            out["n_empty_steps_tr"] = self.empty
         return out
 
     def state_dict(self):
         return {"losses": [x.item() for x in self.losses], "sums": {k: v.item() for k, v in self.sums.items()},
-                "counts": self.counts, "skipped": int(self.skipped)}
+                "counts": self.counts, "skipped": int(self.skipped), "empty": self.empty}
 
 
 class Trainer:
@@ -122,8 +126,8 @@ class Trainer:
             self.step_log.trim(self.global_step)
             log.info("resumed from %s: epoch %d, batch %d, step %d", resume_file, self.epoch,
                      self.train_loader.pos if self.train_loader else 0, self.global_step)
-        elif cfg.size_epoch == 0 or cfg.path_ckpt:
-            self.evaluate(0)  # zero-shot (or evaluation-only) run
+        elif cfg.size_epoch == 0 or cfg.path_ckpt or getattr(self.task, "eval_start", False):
+            self.evaluate(0)  # zero-shot (or evaluation-only) run; captioning and multi-task always, as the original
         for epoch in range(self.epoch, cfg.size_epoch + 1):
             self.epoch = epoch
             train_metrics, stopped = self.train_epoch(epoch)
@@ -145,7 +149,7 @@ class Trainer:
             self.running = RunningStats()
         self.step_module.train()
         pbar = progress(self.d.main, total=len(loader), initial=loader.pos, desc=f"train ep{epoch}")
-        accum, stopped, bad, t0 = 0, False, None, time.time()
+        accum, stopped, bad, targets, t0 = 0, False, None, None, time.time()
         for batch in loader:
             if not batch:  # every sample of the batch was a skipped bad video (skip_bad)
                 continue
@@ -159,6 +163,8 @@ class Trainer:
                 step = StepContext(epoch, self.global_step, self.max_iter, loader.batches_served())
                 with autocast(self.precision, self.device):
                     loss, stats = self.step_module(batch, step)
+                n = stats.pop(TARGETS, None)  # None: this batch has targets (the task does not count them)
+                targets = n if accum == 1 else (None if targets is None or n is None else targets + n)
                 # fp16: a non-finite loss gives non-finite gradients, and the loss scaler skips that step
                 # (as the original's DeepSpeed loss scaling did); counted in n_skipped_steps_tr
                 self.scaler.scale(loss / cfg.grad_accum).backward()
@@ -169,7 +175,7 @@ class Trainer:
                 # before a non-finite update reaches the weights (fp16: GradScaler.step checks instead)
                 if not self.scaler.is_enabled() and bool(bad):
                     self._stop_non_finite(loss, epoch, batch)
-                self._optimizer_step()
+                self._optimizer_step(empty=targets is not None and self._no_targets(targets))
                 accum = 0
                 if cfg.logging_steps and self.global_step % cfg.logging_steps == 0:
                     loss_now = self.running.recent(cfg.logging_steps)
@@ -202,7 +208,26 @@ class Trainer:
             f"({os.path.join(self.run_dir, RESUME_FILE)}, continuing after this batch): lower --lr, or check these "
             f"videos, and continue with --resume latest; --precision fp16 would skip such steps")
 
-    def _optimizer_step(self):
+    def _no_targets(self, targets):
+        """Whether no batch of this optimizer step, on any process, had a target (counted in the running stats)."""
+        empty = D.all_reduce_mean(float(targets)) == 0
+        self.running.empty = (self.running.empty or 0) + int(empty)
+        return empty
+
+    def _optimizer_step(self, empty=False):
+        """One update; `empty` (no targets): none, as the original's loss scaler skipped its NaN loss, while the
+        schedule advances as the original's did."""
+        if not empty:
+            self._update()
+        with warnings.catch_warnings():  # an empty first step: torch warns that no optimizer.step came first
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+        if self.heap is not None:
+            self.heap.after_step()
+
+    def _update(self):
         cfg = self.cfg
         if cfg.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
@@ -217,11 +242,6 @@ class Trainer:
             self.running.skipped = self.running.skipped + (self.scaler._scale < before).sum()
         else:
             self.scaler.update()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.global_step += 1
-        if self.heap is not None:
-            self.heap.after_step()
 
     def _log_step(self, epoch, loss):
         rec = {"epoch": epoch, "step": self.global_step, "loss": float(loss), "lr": self.scheduler.get_last_lr()}

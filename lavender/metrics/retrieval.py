@@ -24,9 +24,11 @@ def ranks_from_scores(scores, gt):
 
 
 def retrieval_metrics(ranks, prefix=""):
-    """R@1/5/10 (percent), median and mean rank."""
+    """R@1/5/10 (percent), median rank (`median_rank`, and `median_rank_int`: the original's MdR, the median
+    truncated to an integer) and mean rank."""
     ranks = np.asarray(ranks)
     out = {f"{prefix}r@{k}": float(100.0 * (ranks <= k).mean()) for k in (1, 5, 10)}
     out[f"{prefix}median_rank"] = float(np.median(ranks))
+    out[f"{prefix}median_rank_int"] = int(np.median(ranks))
     out[f"{prefix}mean_rank"] = float(ranks.mean())
     return out

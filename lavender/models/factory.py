@@ -57,7 +57,8 @@ def bert_settings(name=None, bert_dir=None, overrides=None):
 def model_config(settings, bert_dir=None):
     """`ModelConfig` from run settings (a config, or a dict of config keys plus MODEL_EXTRAS)."""
     s = _settings(settings)
-    swin = SwinConfig.from_size(s["vis_backbone_size"], s["swin_config"], use_checkpoint=bool(s["use_checkpoint"]))
+    swin = SwinConfig.from_size(s["vis_backbone_size"], s["swin_config"], size_img=s["size_img"],
+                                use_checkpoint=bool(s["use_checkpoint"]))
     name = s["fusion_encoder"] or s["txt_backbone"]
     bert = bert_settings(name, bert_dir, s["bert_config"])
     extras = {k: s[k] for k in MODEL_EXTRAS if k in s}
@@ -115,9 +116,9 @@ def load_starting_weights(model, cfg):
             log.info("vis_backbone_init %s not used: Video Swin starts random under path_ckpt, as the original "
                      "(the checkpoint holds it)", init)
     elif init == "3d":
-        load(kinetics_ckpt(size, cfg["kinetics"]), "Kinetics Video Swin")  # a missing file says where
+        load(kinetics_ckpt(size, cfg["kinetics"], cfg["size_img"]), "Kinetics Video Swin")  # a missing file says where
     elif init == "2d":
-        load(swin2d_ckpt(size), "ImageNet 2D Swin, inflated to 3D")
+        load(swin2d_ckpt(size, cfg["size_img"]), "ImageNet 2D Swin, inflated to 3D")
     if ckpt:
         skip = {h + ".": "reinit_head re-creates this head" for h in head_names} if reinit else None
         load(ckpt, f"path_ckpt {os.path.basename(ckpt)}", skip=skip)

@@ -25,6 +25,9 @@ SWIN_SETTINGS = {
     "base": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
     "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
+# size_img 384: the original's 384-px Video Swin-L (swin_large_384_patch244_window81212_kinetics600_22k), which
+# exists for the large size only (docs/original.md#video-swin-backbone)
+SIZE_384 = {"large": dict(window_size=(8, 12, 12))}
 
 
 @dataclass
@@ -46,11 +49,17 @@ class SwinConfig:
     use_checkpoint: bool = False
 
     @classmethod
-    def from_size(cls, size="base", overrides=None, **kw):
-        """Settings of a named size (tiny/small/base/large), then ``overrides`` (e.g. a ``swin_config`` dict)."""
+    def from_size(cls, size="base", overrides=None, size_img=224, **kw):
+        """Settings of a named size (tiny/small/base/large) at `size_img` (384: the 384-px model, large only),
+        then ``overrides`` (e.g. a ``swin_config`` dict)."""
         if size not in SWIN_SETTINGS:
             raise ValueError(f"unknown Video Swin size {size!r}; choose one of {sorted(SWIN_SETTINGS)}")
         vals = dict(SWIN_SETTINGS[size])
+        if int(size_img) == 384:
+            if size not in SIZE_384:
+                raise ValueError(f"size_img 384: the original's 384-px Video Swin exists for {sorted(SIZE_384)} only, "
+                                 f"not {size!r}")
+            vals.update(SIZE_384[size])
         vals.update(kw)
         for k, v in (overrides or {}).items():
             if k not in cls.__dataclass_fields__:

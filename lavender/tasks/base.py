@@ -35,10 +35,11 @@ class Task(TextHelpers, ModelHelpers):
     predicts = ""             # what `predict` returns, in words ("" : this family does not predict)
     main_metric = "ac"        # the metric of `summarize` whose val value picks the best checkpoint
     main_scale = 1.0          # multi-task averages main_metric / main_scale (accuracy-like: 0-1)
+    eval_start = False        # evaluate epoch 0 (the starting weights) without path_ckpt too
     prompt_name = "vtm"       # key of PROMPTS (enable_prompt)
     task_token = "vtm"        # row of the model's task-token table (enable_task_token)
     head_name = "fc"          # task-specific baselines: the model's MLP head they use
-    reads = ("data_ratio",)   # the task_key config keys (lavender.config.TASK_KEYS) this class honours
+    reads = ("data_ratio",)   # the task_key / family_key config keys (lavender.config) this class honours
     required_fields = ()      # annotation fields every item of this family needs (besides "video")
     field_kinds = {}          # {field: kind of lavender.tasks.items.FIELD_KINDS}, checked at start-up
 

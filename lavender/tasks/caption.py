@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..data.caption_data import load_caption_split
 from ..data.tsv import write_tsv
+from ..engine.protocol import TARGETS
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_json
 from ..metrics.caption import caption_metrics, load_coco_references
@@ -109,9 +110,13 @@ class Captioning(Task):
     """LAVENDER captioning: masked caption tokens predicted under the seq2seq mask; MLM decoding."""
 
     main_metric = "CIDEr"     # not bounded by 1: multi-task averages it as it is (typically 0-2)
+    eval_start = True         # the original's captioning script always evaluates epoch 0
     prompt_name = task_token = "cap"
     has_baseline_head = False
     predicts = "a caption per video, with its confidence exp(mean log-probability)"
+    reads = Task.reads + ("p_mask", "max_gen_length", "num_beams", "do_sample", "gen_temperature", "top_k", "top_p",
+                          "repetition_penalty", "label_smoothing", "drop_worst_ratio", "drop_worst_after",
+                          "caption_meteor", "caption_txt_causal")
 
     @classmethod
     def variant(cls, cfg):
@@ -169,14 +174,16 @@ class Captioning(Task):
     # ------------------------------------------------------------------ contract
     def train_step(self, model, batch, step=None):
         c = self.cfg
-        hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"], attn="seq2seq")
+        # the text's own encoder (if any): causal as decoding sees the text, or the original's bidirectional
+        emb = model.embed_text(batch["txt"], batch["mask"], causal=c.caption_txt_causal)
+        hidden = self.fused(model, batch["img"], batch["txt"], batch["mask"], feat_txt=emb, attn="seq2seq")
         logits, labels = self.mlm_at(model, hidden, batch["labels"])
-        if labels.numel() == 0:  # nothing masked in the whole batch (short captions, small p_mask)
-            return hidden.sum() * 0, {}
+        if labels.numel() == 0:  # nothing masked in the whole batch (short captions, small p_mask): no update
+            return hidden.sum() * 0, {TARGETS: 0}
         # drop_worst_after counts this task's training batches (outside a run: no count, the ratio applies)
         drop = c.drop_worst_ratio if step is None or step.batches > c.drop_worst_after else 0.0
         loss = captioning_loss(logits, labels, c.label_smoothing, drop)
-        return loss, {"ac": (logits.argmax(-1) == labels).float().mean()}
+        return loss, {"ac": (logits.argmax(-1) == labels).float().mean(), TARGETS: labels.numel()}
 
     def decode_step(self, model, batch):
         """Generated ids and scores of a batch of videos."""

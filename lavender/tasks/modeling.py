@@ -3,20 +3,18 @@ MLM logits only where they are needed, the losses, and true/false scores."""
 import torch
 import torch.nn.functional as F
 
-from .text import PROMPTS
-
 __all__ = ["ModelHelpers", "true_false_scores"]
 
 
 class ModelHelpers:
-    """Needs `self.cfg`, `self.ids` and `self.tokens` (TextHelpers)."""
+    """Needs `self.cfg`, `self.ids`, `self.tokens` and `self.prompt` (TextHelpers)."""
 
     def pretext(self, model, batch_size, name=None):
         """Task token or prompt prepended to the text (both off in the shipped configs); `name` picks
         another family's (e.g. "cap" for caption decoding), default this task's `prompt_name`/`task_token`."""
         c = self.cfg
         if c.enable_prompt:
-            ids = [self.ids["cls"]] + self.tokens(PROMPTS[name or self.prompt_name]) + [self.ids["sep"]]
+            ids = [self.ids["cls"]] + self.tokens(self.prompt(name or self.prompt_name)) + [self.ids["sep"]]
             dev = next(model.parameters()).device
             return model.pretext(batch_size, prompt_ids=torch.tensor(ids, device=dev))
         if c.enable_task_token:

@@ -18,11 +18,12 @@ import dataclasses
 import logging
 import os
 
-from ..config import TASK_KEYS, for_task
+from ..config import FAMILY_KEYS, TASK_KEYS, for_task
 from ..engine.loader import MetaLoader
+from ..engine.protocol import TARGETS
 from ..errors import ConfigError
 from .base import Task
-from .registry import check_task_keys, families, register, task_class
+from .registry import check_task_keys, families, register, task_class, warn_unread_keys
 
 log = logging.getLogger("lavender")
 
@@ -45,7 +46,8 @@ class MultiTask(Task):
 
     multi_task_member = False
     main_metric = "mean"
-    reads = tuple(TASK_KEYS)  # checked per member (entries) and over the members (global keys) below
+    eval_start = True  # the original evaluates every task at step 0
+    reads = tuple(TASK_KEYS) + tuple(FAMILY_KEYS)  # checked per member (entries), over the members (global) below
 
     @classmethod
     def variant(cls, cfg):
@@ -71,14 +73,16 @@ class MultiTask(Task):
                     sub.head = "mlm"  # the original's multi-head model keeps MLM captioning
                 cls = task_class(family, sub)
                 check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
+                warn_unread_keys(entry, cls.reads, f"{family} ({cls.__name__})", f"{where}: ")
                 member = cls(sub, tokenizer, build_data)
             except ConfigError as e:
                 raise ConfigError(f"datasets[{i}] ({name}): {e}") from None
             if cfg.head == "task_specific":
                 member.head_name = baseline_head_name(cls, sub)
             self.members[name] = member
-        check_task_keys(cfg, {k for m in self.members.values() for k in m.reads}, "none of its tasks",
-                        f"{cfg.config}: ")
+        read = {k for m in self.members.values() for k in m.reads}
+        check_task_keys(cfg, read, "none of its tasks", f"{cfg.config}: ")
+        warn_unread_keys(cfg, read, "any of its tasks", f"{cfg.config}: ")
         super().__init__(cfg, tokenizer, build_data=False)
 
     # ------------------------------------------------------------------ contract
@@ -110,7 +114,8 @@ class MultiTask(Task):
         if step is not None:  # the member counts its own batches
             step = dataclasses.replace(step, batches=self._meta.loaders[name].batches_served())
         loss, stats = self.members[name].train_step(model, batch, step)
-        return loss, {f"{name}_ls": loss.detach(), **{f"{name}_{k}": v for k, v in stats.items()}}
+        out = {f"{name}_ls": loss.detach(), **{f"{name}_{k}": v for k, v in stats.items() if k != TARGETS}}
+        return loss, {**out, **({TARGETS: stats[TARGETS]} if TARGETS in stats else {})}
 
     def evaluate(self, split, ctx):
         """Every task that has `split`, each writing its files into its own sub-folder of the run."""

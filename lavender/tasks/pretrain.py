@@ -69,7 +69,7 @@ class Segmented(ConcatDataset):
 @register("pretrain")
 class Pretrain(Task):
     main_metric = "ac_vtm"
-    reads = ("size_part", "pretrain_tasks")
+    reads = ("size_part", "pretrain_tasks", "p_mask")
     multi_task_member = False
     has_baseline_head = False
 

@@ -39,6 +39,7 @@ class MultipleChoice(Task):
     main_metric = "ac"
     predicts = "one number per option of a question, higher = more likely"
     field_kinds = {"question": "text_or_empty", "answer": "index"}
+    reads = Task.reads + ("size_option",)
 
     @classmethod
     def variant(cls, cfg):

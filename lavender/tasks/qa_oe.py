@@ -12,6 +12,7 @@ Metrics (docs/original.md#open-ended-qa-accuracies), all over every question of 
 import torch
 
 from ..data.annotations import load_annotation_file
+from ..engine.protocol import TARGETS
 from ..errors import ConfigError, DataError
 from ..metrics import accuracy, topk_hits
 from .base import Task
@@ -24,6 +25,7 @@ class QAOpenEnded(Task):
 
     main_metric = "ac_1"
     prompt_name = task_token = "oe"
+    reads = Task.reads + ("size_test",)
     required_fields = ("question",)
     field_kinds = {"question": "text", "answer_text": "text", "answer": "label"}
     predicts = "the top answers of a question (a [MASK] in it: fill in the blank), with probabilities"
@@ -108,9 +110,9 @@ class QAOpenEnded(Task):
             logits, labels = self.mlm_at(model, hidden, batch["labels"])
         else:  # one [MASK] per question: the logits there, out-of-vocabulary answers (label -1) ignored
             logits, labels = self.logits(model, batch)
-        valid = labels >= 0  # none valid (only out-of-vocabulary answers): no signal, loss 0
+        valid = labels >= 0  # none valid (only out-of-vocabulary answers): loss 0, and no update (TARGETS)
         acc = ((logits.argmax(-1) == labels) & valid).sum() / valid.sum().clamp(min=1)
-        return self.ce_valid(logits, labels), {"ac": acc}
+        return self.ce_valid(logits, labels), {"ac": acc, TARGETS: valid.sum()}
 
     def eval_step(self, model, batch):
         logits, label = self.logits(model, batch)
@@ -167,6 +169,7 @@ class QAOpenEndedTS(QAOpenEnded):
     required_fields = ("question", "answer")
     field_kinds = {"question": "text", "answer": "index"}
     invalid_reason = "no class"
+    reads = QAOpenEnded.reads + ("size_vocab",)
 
     def missing_fields(self, item):
         return Task.missing_fields(self, item)

@@ -3,12 +3,15 @@ this package are found by importing its modules; a family defined elsewhere (a t
 registers when its module is imported. A config's `type` names the family; the family's `variant(cfg)`
 picks the class within it."""
 import importlib
+import logging
 import pkgutil
 
-from ..config import DEFAULTS, TASK_KEYS
+from ..config import DEFAULTS, FAMILY_KEYS, TASK_KEYS
 from ..errors import ConfigError
 
-__all__ = ["register", "families", "family_class", "task_class", "build_task", "check_task_keys"]
+__all__ = ["register", "families", "family_class", "task_class", "build_task", "check_task_keys", "warn_unread_keys"]
+
+log = logging.getLogger("lavender")
 
 _FAMILIES = {}
 _loaded = False
@@ -61,8 +64,18 @@ def check_task_keys(values, reads, who, where=""):
                               f"(leave it at {DEFAULTS[key]!r})")
 
 
+def warn_unread_keys(values, reads, who, where=""):
+    """One warning per family_key config key set to a non-default value in `values` that no class in `who`
+    reads (`reads`: the union of their `Task.reads`): the original's configs set such keys where they do
+    nothing (e.g. size_vocab under the MLM head)."""
+    for key, applies in FAMILY_KEYS.items():
+        if key in values and values[key] != DEFAULTS[key] and key not in reads:
+            log.warning("%s%s = %r has no effect for %s: it applies to %s", where, key, values[key], who, applies)
+
+
 def build_task(family, cfg, tokenizer, **kw):
-    """The task object for `family` under `cfg`; keys it would ignore are refused first."""
+    """The task object for `family` under `cfg`; keys it would ignore are refused first, or warned about."""
     cls = task_class(family, cfg)
     check_task_keys(cfg, cls.reads, f"{family} ({cls.__name__})")
+    warn_unread_keys(cfg, cls.reads, f"{family} ({cls.__name__})")
     return cls(cfg, tokenizer, **kw)

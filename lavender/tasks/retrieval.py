@@ -137,6 +137,8 @@ class Retrieval(Task):
 class RetrievalTS(Retrieval):
     """Baseline: a scalar MLP head per (video, text) pair, NormSoftmax (symmetric InfoNCE) loss."""
 
+    reads = Retrieval.reads + ("temp",)
+
     def heads(self):
         return {self.head_name: 1}
 

@@ -15,7 +15,7 @@ __all__ = ["eval_precision", "encode_clips", "score_all_pairs", "score_columns"]
 
 def eval_precision(cfg, device):
     """Precision of full retrieval evaluation: fp32 unless `precision` names one (the original evaluated in
-    fp32; fp16 scores tie more often, and ties change R@K), whatever `deepspeed` says for training."""
+    fp32; fp16 scores tie more often, and ties change R@K), whatever precision training used."""
     return "fp32" if cfg.precision == "auto" else resolve_precision(cfg, device)
 
 

@@ -3,11 +3,12 @@ and the original's prompt sentences (docs/original.md#task-tokens-and-prompts)."
 
 __all__ = ["PROMPTS", "TextHelpers"]
 
-# Prompt sentences of the original; used only with enable_prompt.
+# Prompt sentences of the original; used only with enable_prompt. {options}: the option indices as a Python
+# list, [0, 1, 2, 3, 4] for size_option 5 (the original builds it from size_option).
 PROMPTS = {
     "oe": "answer the question about the video.",
     "fib": "fill in the mask to complete the sentence.",
-    "mc": "which answer is correct, from [0, 1, 2, 3, 4]?",
+    "mc": "which answer is correct, from {options}?",
     "vtm": "is the video-text paired, true or false?",
     "retmc": "is the video-text matched, true or false?",
     "cap": "write a description about the video.",
@@ -16,6 +17,10 @@ PROMPTS = {
 
 class TextHelpers:
     """Needs `self.tok` (the tokenizer), `self.ids` (lavender.tokenizer.special_ids) and `self.cfg`."""
+
+    def prompt(self, name):
+        """The prompt sentence `name` of PROMPTS for this config."""
+        return PROMPTS[name].format(options=list(range(self.cfg.size_option)))
 
     def tokens(self, text):
         """WordPiece ids of `text` without [CLS]/[SEP]."""

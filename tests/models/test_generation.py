@@ -4,30 +4,9 @@ import pytest
 import torch
 
 from lavender.errors import ConfigError
-from lavender.models import build_model
 from lavender.models.generation import (GenerationConfig, _repetition_penalty, _top_k_top_p, decode_captions,
                                         generate)
-
-V = 30
-SPECIAL = {"pad": 0, "cls": 2, "sep": 3, "mask": 4}
-TINY = {"vis_backbone_size": "tiny", "fusion_encoder": "", "txt_backbone": "",
-        "swin_config": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": [2, 3, 3]},
-        "bert_config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                        "intermediate_size": 64, "vocab_size": V, "max_position_embeddings": 24},
-        "max_size_frame": 3, "max_size_patch": 4}
-
-
-def tiny_model(**kw):
-    """Random fp32 model whose captions depend on the video and end at different lengths."""
-    torch.manual_seed(0)
-    model = build_model(dict(TINY, **kw)).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() > 1 and "relative_position" not in name:
-                p.normal_(0, 0.3)  # peaked, input-dependent distributions (the 0.02 init is near uniform)
-        model.fc_mtm.predictions.bias.normal_(0, 1)
-        model.fc_mtm.predictions.bias[SPECIAL["sep"]] = 4.0
-    return model
+from tiny import DECODER_SPECIAL as SPECIAL, DECODER_VOCAB as V, decoder_model as tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_vis_backbone_init_2d_inflates_imagenet_swin(tmp_path, monkeypatch, wind
     torch.manual_seed(5)
     model = build_model(CFG)
     sd = _swin2d_file(tmp_path / "swin2d.pth", model, window)
-    monkeypatch.setattr(pretrained, "swin2d_ckpt", lambda size: str(tmp_path / "swin2d.pth"))
+    monkeypatch.setattr(pretrained, "swin2d_ckpt", lambda size, *_: str(tmp_path / "swin2d.pth"))
     with lavender_log() as records:
         model = create_model(dict(CFG, vis_backbone_init="2d"))  # strict: the 2D file fills Video Swin
     swin = model.enc_img.swin
