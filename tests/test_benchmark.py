@@ -35,7 +35,8 @@ def _check_consistent(res):
     assert alone["calls"] > 0 and 0 < alone["gflop"] <= 1.001 * res["gflop_per_sample"] * res["batch"]
     assert alone["tflops"] == pytest.approx(alone["gflop"] / alone["s"] / 1e3)
     assert alone["efficiency"] == pytest.approx(alone["tflops"] / res["matmul_tflops"])
-    assert alone["share_of_step"] == pytest.approx(alone["s"] / res["variants"]["base"]["step_s"])
+    assert alone["share_of_step"] == pytest.approx(alone["s"] / res["variants"][res["reference"]]["step_s"])
+    assert 2 <= len(res["first_steps_s"]) <= 6 and all(t > 0 for t in res["first_steps_s"])
     for v in res["variants"].values():
         assert v["samples_per_s"] > 0 and v["step_s"] > 0 and v["peak_mem_gb"] > 0
         assert v["samples_per_s"] == pytest.approx(res["batch"] / v["step_s"])
@@ -47,14 +48,20 @@ def _check_consistent(res):
 
 
 def test_train_and_eval_benchmarks(tmp_path):
-    train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager")
-    assert list(train["variants"]) == ["base", "checkpoint", "eager_attn", "compile", "torch_dropout",
+    train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager", "--profile")
+    # msrvtt-qa sets use_checkpoint true: "configured" is the checkpointed step, its other side is a variant
+    assert list(train["variants"]) == ["configured", "no_checkpoint", "eager_attn", "compile", "torch_dropout",
                                        "malloc_default"]
-    assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "base"
+    assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "configured"
+    assert train["use_checkpoint"] is True
     _check_consistent(train)
+    fams = {f["family"]: f for f in train["profile"]["families"]}
+    assert fams["matrix products"]["calls"] > 0 and "optimizer (fused AdamW)" in fams
+    assert sum(f["s"] for f in fams.values()) == pytest.approx(train["profile"]["total_s"])
     # the GPU path's bf16 autocast, exercised on CPU
     ev = _model_bench(tmp_path, "eval", "--precision", "bf16")
-    assert list(ev["variants"]) == ["base", "eager_attn", "malloc_default"] and ev["precision"] == "bf16"
+    assert list(ev["variants"]) == ["configured", "eager_attn", "malloc_default"] and ev["precision"] == "bf16"
+    assert ev["profile"] is None
     _check_consistent(ev)
     # tiny model: ~8 MFLOP per sample forward; training (backward ~2x forward) about 3x evaluation
     assert 1e-3 < ev["gflop_per_sample"] < 0.1

@@ -134,9 +134,9 @@ def _loader_vs_model(args, stores):
 
     torch.set_num_threads(args.model_threads)
     ns = argparse.Namespace(config=args.model_config, override="", device=args.device, precision=args.precision,
-                            batch=0, steps=2, warmup=1, variants=["base"], compile=False, json=None)
+                            batch=0, steps=2, warmup=2, variants=["configured"], compile=False, json=None)
     res = bench_model(ns, "train", quiet=True)
-    model_rate, batch = res["variants"]["base"]["samples_per_s"], res["batch"]
+    model_rate, batch = res["variants"]["configured"]["samples_per_s"], res["batch"]
     torch.set_num_threads(1)
     cfg = res["cfg"]
     print(f"train step at {Path(args.model_config).name} on {args.device} ({res['precision']}): {model_rate:.1f} "

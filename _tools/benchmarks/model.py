@@ -11,24 +11,25 @@ from lavender.fileio import atomic_json
 
 from .measure import (ROOT, MatmulRate, MatmulRecorder, PeakMemory, _require_device, _timed, flop_counter,
                       peak_bf16_tflops)
+from .profile import print_profile, profile_step
 
 
 BENCHMARKED = ("qaoe", "qamc", "retrieval")  # task families with a synthetic batch layout
 
 
 class Variant(NamedTuple):
-    checkpoint: bool = False     # use_checkpoint (activation checkpointing of the Swin blocks)
+    checkpoint: object = None    # Swin stages with activation checkpointing (None: as the config says)
     attn: str = "sdpa"           # fusion-encoder attention
     compiled: bool = False       # torch.compile'd encoders
     fast_dropout: bool = True    # lavender.models.dropout's CPU path (False: PyTorch's dropout and SDPA)
     retain_memory: bool = True   # CPU: freed memory stays in the heap (lavender.engine.host_memory)
 
-    def applies(self, mode, dev, compile_requested):
+    def applies(self, mode, dev, compile_requested, configured_checkpoint):
         """Whether this variant is run by default."""
         if self.compiled:
             return compile_requested
-        if self.checkpoint:
-            return mode == "train"
+        if self.checkpoint is not None:  # the other side of the config's own choice
+            return mode == "train" and bool(self.checkpoint) != bool(configured_checkpoint)
         if not self.fast_dropout:  # a CPU path, and dropout acts in training only
             return dev.type == "cpu" and mode == "train"
         if not self.retain_memory:
@@ -36,9 +37,12 @@ class Variant(NamedTuple):
         return True
 
 
-VARIANTS = {"base": Variant(), "checkpoint": Variant(checkpoint=True), "eager_attn": Variant(attn="eager"),
-            "compile": Variant(compiled=True), "torch_dropout": Variant(fast_dropout=False),
-            "malloc_default": Variant(retain_memory=False)}
+# `configured`: what a run of the config does (its use_checkpoint, SDPA fusion attention, the fast CPU dropout,
+# freed memory retained); every other variant changes one thing. `checkpoint_N` (N stages): --variants.
+VARIANTS = {"configured": Variant(), "no_checkpoint": Variant(checkpoint=0), "checkpoint_all": Variant(checkpoint=True),
+            "eager_attn": Variant(attn="eager"), "compile": Variant(compiled=True),
+            "torch_dropout": Variant(fast_dropout=False), "malloc_default": Variant(retain_memory=False),
+            **{f"checkpoint_{n}": Variant(checkpoint=n) for n in (1, 2, 3)}}
 
 
 def synthetic_batch(task, tok, cfg, n, seed=0):
@@ -116,13 +120,13 @@ def _model_setup(args, mode, n=0):
                               dtype=AMP_DTYPES.get(precision, torch.float32))
 
 
-def _apply_variant(model, name, compile_kw):
+def _apply_variant(model, name, compile_kw, configured_checkpoint=False):
     from lavender.engine.host_memory import set_retain_freed_memory
     from lavender.models.dropout import set_fast_dropout
     from lavender.models.lavender import compile_encoders
 
     v = VARIANTS[name]
-    model.enc_img.swin.set_use_checkpoint(v.checkpoint)
+    model.enc_img.swin.set_use_checkpoint(configured_checkpoint if v.checkpoint is None else v.checkpoint)
     model.set_attn_implementation(v.attn)
     compile_encoders(model, v.compiled, **compile_kw)
     set_fast_dropout(v.fast_dropout)
@@ -140,7 +144,7 @@ def _fill_memory_batch(args, mode, frac=0.8):
     if _require_device(args.device).type != "cuda":
         raise SystemExit("--fill_memory needs --device cuda")
     s = _model_setup(args, mode)
-    _apply_variant(s.model, "base", {})
+    _apply_variant(s.model, "configured", {}, s.cfg.use_checkpoint)
     s.step()
     with PeakMemory(s.dev) as pm:
         s.step()
@@ -154,6 +158,17 @@ def _fill_memory_batch(args, mode, frac=0.8):
     return n
 
 
+def _warm_up(step, dev, max_steps, tol=0.05):
+    """Untimed steps until the step time settles (two in a row within `tol` of each other, at least 2 steps,
+    at most `max_steps`); returns their times: the first steps every run pays."""
+    times = []
+    while len(times) < max_steps:
+        times.append(_timed(step, dev))
+        if len(times) >= 2 and abs(times[-1] - times[-2]) <= tol * times[-2]:
+            break
+    return times
+
+
 def bench_model(args, mode, quiet=False) -> dict:
     """Variants of one train step (or eval forward), interleaved round by round with a matmul-rate
     measurement, so that load changes on a shared machine hit all of them alike."""
@@ -162,57 +177,66 @@ def bench_model(args, mode, quiet=False) -> dict:
     import torch
 
     s = _model_setup(args, mode, _fill_memory_batch(args, mode) if getattr(args, "fill_memory", False) else 0)
-    dev, model = s.dev, s.model
-    names = list(args.variants or [n for n, v in VARIANTS.items() if v.applies(mode, dev, args.compile)])
+    dev, model, ckpt = s.dev, s.model, s.cfg.use_checkpoint
+    names = list(args.variants or [n for n, v in VARIANTS.items()
+                                    if not n.startswith("checkpoint_") or n == "checkpoint_all"
+                                    if v.applies(mode, dev, args.compile, ckpt)])
     compile_kw = {"backend": args.compile_backend} if getattr(args, "compile_backend", None) else {}
-    first = {}
-    for name in names:  # warm-up: allocation, kernel choice, compilation
-        _apply_variant(model, name, compile_kw)
-        first[name] = _timed(s.step, dev)
-        for _ in range(args.warmup - 1):
-            s.step()
-    _apply_variant(model, "base", compile_kw)
-    with flop_counter() as fc, MatmulRecorder() as products:  # model FLOPs: without checkpointing's recomputation
+
+    def use(name):
+        _apply_variant(model, name, compile_kw, ckpt)
+    ref = names[0]
+    use(ref)  # the first steps of a process: allocation, kernel choice, optimizer state, compilation
+    first = {ref: _warm_up(s.step, dev, args.warmup)}
+    for name in names[1:]:
+        use(name)
+        first[name] = [_timed(s.step, dev)]
+    use(ref)
+    model.enc_img.swin.set_use_checkpoint(0)  # model FLOPs and products: without checkpointing's recomputation
+    with flop_counter() as fc, MatmulRecorder() as products:
         s.step()
+    use(ref)
     flops = fc.get_total_flops() / s.batch
     times, mem, rates, matmul_rate = {n: [] for n in names}, {}, [], MatmulRate(dev, s.dtype)
     for _ in range(args.steps):
         rates.append(matmul_rate())
         for i, name in enumerate(names):
-            _apply_variant(model, name, compile_kw)
+            use(name)
             if VARIANTS[name].retain_memory != VARIANTS[names[i - 1]].retain_memory:
                 s.step()  # the heap settles to this variant's allocation policy first
             times[name].append(_timed(s.step, dev))
     rates.append(matmul_rate())
     alone = products.replay(dev)
     rates.append(matmul_rate())
+    use(ref)
+    prof = profile_step(s.step) if getattr(args, "profile", False) else None
     for name in names:  # memory in steps of their own: measuring it returns freed memory to the system,
-        _apply_variant(model, name, compile_kw)  # which a timed step would then fault in again
+        use(name)  # which a timed step would then fault in again
         with PeakMemory(dev) as pm:
             s.step()
         mem[name] = pm
-    _apply_variant(model, "base", compile_kw)
+    use(ref)
     device_name, peak_tf = peak_bf16_tflops(dev)
     rate = statistics.median(rates)
     res = {"mode": mode, "config": args.config, "device": str(dev), "device_name": device_name,
            "threads": torch.get_num_threads() if dev.type == "cpu" else None, "precision": s.precision,
-           "batch": s.batch, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
+           "batch": s.batch, "use_checkpoint": ckpt, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
            "matmul_tflops_runs": [r / 1e12 for r in rates], "peak_bf16_tflops": peak_tf,
-           "reference": names[0], "variants": {}}
+           "reference": ref, "first_steps_s": first[ref], "variants": {}}
     for name in names:
         st = statistics.median(times[name])
         achieved = flops * s.batch / st
         res["variants"][name] = {
-            "samples_per_s": s.batch / st, "step_s": st, "step_s_runs": times[name], "first_step_s": first[name],
+            "samples_per_s": s.batch / st, "step_s": st, "step_s_runs": times[name], "first_step_s": first[name][0],
             "tflops": achieved / 1e12, "efficiency": achieved / rate,
             "mfu": achieved / (peak_tf * 1e12) if peak_tf else None,
             "peak_mem_gb": mem[name].peak_gb, "step_mem_gb": mem[name].step_gb}
     alone.update(efficiency=alone["tflops"] * 1e12 / rate if alone["tflops"] else None,
-                 share_of_step=alone["s"] / res["variants"]["base"]["step_s"] if "base" in names else None)
+                 share_of_step=alone["s"] / res["variants"][ref]["step_s"])
     res["matmuls_alone"] = alone
-    ref = res["variants"][names[0]]["samples_per_s"]
+    res["profile"] = prof
     for v in res["variants"].values():
-        v["ratio"] = v["samples_per_s"] / ref
+        v["ratio"] = v["samples_per_s"] / res["variants"][ref]["samples_per_s"]
     if not quiet:
         _print_model(res, Path(args.config).name)
     if args.json:
@@ -224,24 +248,30 @@ def bench_model(args, mode, quiet=False) -> dict:
 def _print_model(res, config_name):
     what = "train step (forward + backward + AdamW)" if res["mode"] == "train" else "eval forward"
     dev = res["device_name"] + (f", {res['threads']} threads" if res["threads"] else "")
-    print(f"{what} at {config_name}, batch {res['batch']}, {res['precision']}, on {res['device']} ({dev})")
+    print(f"{what} at {config_name} (use_checkpoint {res['use_checkpoint']}), batch {res['batch']}, "
+          f"{res['precision']}, on {res['device']} ({dev})")
     print(f"  {res['gflop_per_sample']:.1f} GFLOP per sample (model FLOPs); matmul rate at {res['precision']}: "
           f"{res['matmul_tflops']:.3f} TFLOP/s (median of " + ", ".join(f"{r:.3f}" for r in res["matmul_tflops_runs"])
           + ")" + (f"; published dense bf16 peak {res['peak_bf16_tflops']} TFLOP/s" if res["peak_bf16_tflops"] else ""))
-    print(f"  {'variant':12s} {'samples/s':>10s} {'step s':>8s} {'ratio':>6s} {'TFLOP/s':>8s} {'eff.':>6s} "
+    print(f"  first steps of {res['reference']} (untimed; until two agree within 5%): "
+          + ", ".join(f"{t:.2f}" for t in res["first_steps_s"]) + " s")
+    print(f"  {'variant':14s} {'samples/s':>10s} {'step s':>8s} {'ratio':>6s} {'TFLOP/s':>8s} {'eff.':>6s} "
           f"{'MFU':>6s} {'peak GB':>8s} {'step GB':>8s} {'1st step s':>10s}")
     for name, v in res["variants"].items():
         mfu = f"{100 * v['mfu']:5.1f}%" if v["mfu"] is not None else "   n/a"
         step_gb = f"{v['step_mem_gb']:8.2f}" if v["step_mem_gb"] is not None else "     n/a"
-        print(f"  {name:12s} {v['samples_per_s']:10.3f} {v['step_s']:8.3f} {v['ratio']:6.2f} {v['tflops']:8.3f} "
+        print(f"  {name:14s} {v['samples_per_s']:10.3f} {v['step_s']:8.3f} {v['ratio']:6.2f} {v['tflops']:8.3f} "
               f"{100 * v['efficiency']:5.1f}% {mfu} {v['peak_mem_gb']:8.2f} {step_gb} {v['first_step_s']:10.2f}")
-    print(f"  ratio: samples/s / {res['reference']}'s; eff.: achieved FLOP/s / the matmul rate of this run")
+    print(f"  ratio: samples/s / {res['reference']}'s; eff.: achieved FLOP/s / the matmul rate of this run; "
+          f"configured: what a run of the config does, each other variant changes one thing")
     m = res["matmuls_alone"]
     if m["tflops"]:
-        share = f", {100 * m['share_of_step']:.0f}% of base's step time" if m["share_of_step"] else ""
         print(f"  the step's matrix products alone ({m['calls']} calls, {m['gflop']:.1f} of "
-              f"{res['gflop_per_sample'] * res['batch']:.1f} GFLOP, base variant): {m['tflops']:.3f} TFLOP/s = "
-              f"{100 * m['efficiency']:.1f}% of the matmul rate (the ceiling of eff.); {m['s']:.3f} s{share}")
+              f"{res['gflop_per_sample'] * res['batch']:.1f} GFLOP, {res['reference']}): {m['tflops']:.3f} TFLOP/s "
+              f"= {100 * m['efficiency']:.1f}% of the matmul rate (the ceiling of eff.); {m['s']:.3f} s, "
+              f"{100 * m['share_of_step']:.0f}% of the step")
+    if res["profile"]:
+        print_profile(res["profile"], f"profile of one {res['reference']} step")
 
 
 def bench_train(args) -> dict:
@@ -264,7 +294,10 @@ def add_model_args(p):
     p.add_argument("--fill_memory", action="store_true",
                    help="GPU: the batch at which a step uses ~80%% of the GPU memory, extrapolated from --batch")
     p.add_argument("--steps", type=int, default=3, help="timed rounds (one step of every variant each)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first")
+    p.add_argument("--warmup", type=int, default=6,
+                   help="at most this many untimed first steps of the reference variant, until the step time "
+                        "settles (reported as the first steps); one untimed step of each other variant")
+    p.add_argument("--profile", action="store_true", help="time per operator family of one reference step")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,
                    help="variants to run, the first is the reference of the ratios (default: all that apply)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")

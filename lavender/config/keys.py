@@ -143,7 +143,9 @@ KEYS = _keys(
       read_in=("models/factory.py",)),
     K("swinbert", Bool(), False, "SwinBERT-compatible visual projection (to load SwinBERT checkpoints)", scope=_R,
       from_ckpt="model", read_in=("models/factory.py",)),
-    K("use_checkpoint", Bool(), False, "activation checkpointing in Video Swin: less memory, slower", scope=_R,
+    K("use_checkpoint", AnyOf(Int(min=0), Bool(), what="true, false or a number of stages >= 0"), False,
+      "activation checkpointing in Video Swin (less memory, slower): true (every stage), false, or the first N "
+      "stages", scope=_R,
       read_in=("models/factory.py",)),
     K("size_patch", Int(), 32, "unused", no_effect="the visual token grid follows from the frames and Video Swin "
       "(32 px per token); the original used it only to recompute that grid in pretraining"),

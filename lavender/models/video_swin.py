@@ -46,7 +46,7 @@ class SwinConfig:
     drop_path_rate: float = 0.2
     patch_norm: bool = True
     in_chans: int = 3
-    use_checkpoint: bool = False
+    use_checkpoint: int = 0       # activation checkpointing of the first N stages (True: every stage)
 
     @classmethod
     def from_size(cls, size="base", overrides=None, size_img=224, **kw):
@@ -312,7 +312,7 @@ class BasicLayer(nn.Module):
     """One stage: ``depth`` blocks alternating plain/shifted windows, then optional PatchMerging."""
 
     def __init__(self, dim, depth, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop,
-                 drop_path, downsample, use_checkpoint=False):
+                 drop_path, downsample, use_checkpoint=False):  # use_checkpoint: set by SwinTransformer3D
         super().__init__()
         self.window_size = tuple(window_size)
         self.shift_size = tuple(i // 2 for i in window_size)
@@ -389,13 +389,17 @@ class SwinTransformer3D(nn.Module):
             self.layers.append(BasicLayer(
                 int(cfg.embed_dim * 2 ** i), depth, cfg.num_heads[i], cfg.window_size, cfg.mlp_ratio,
                 cfg.qkv_bias, cfg.qk_scale, cfg.drop_rate, cfg.attn_drop_rate, dpr[start:start + depth],
-                downsample=i < self.num_layers - 1, use_checkpoint=cfg.use_checkpoint))
+                downsample=i < self.num_layers - 1))
         self.norm = nn.LayerNorm(self.num_features)
         self.apply(_init_weights)
+        self.set_use_checkpoint(cfg.use_checkpoint)
 
-    def set_use_checkpoint(self, flag: bool):
-        for layer in self.layers:
-            layer.use_checkpoint = bool(flag)
+    def set_use_checkpoint(self, stages):
+        """Activation checkpointing of the first `stages` stages (their activations are the largest);
+        True: every stage (the original's setting), False/0: none."""
+        n = self.num_layers if stages is True else int(stages)
+        for i, layer in enumerate(self.layers):
+            layer.use_checkpoint = i < n
 
     def forward(self, x):
         x = self.pos_drop(self.patch_embed(x))

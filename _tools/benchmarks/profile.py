@@ -1,0 +1,59 @@
+"""`--profile`: where one step's time goes, per operator family (matrix products, softmax, normalisation,
+element-wise, copies and layout changes, the optimizer, ...), from torch.profiler's self times."""
+from __future__ import annotations
+
+import re
+
+# operator family -> patterns of aten operator names (first match wins; in this order)
+FAMILIES = (
+    ("matrix products", r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_scaled_dot_product\w*|mkldnn_\w*matmul\w*)$"),
+    ("attention (fused SDPA)", r"^aten::_scaled_dot_product\w*|^aten::_flash_attention\w*"),
+    ("softmax (fwd + bwd)", r"^aten::(_?softmax|_softmax_backward_data|_?log_softmax|_log_softmax_backward_data)$"),
+    ("LayerNorm (fwd + bwd)", r"^aten::native_layer_norm(_backward)?$"),
+    ("GELU (fwd + bwd)", r"^aten::gelu(_backward)?$"),
+    ("convolution", r"^aten::(\w*convolution\w*|_conv\w*)$"),
+    ("dropout masks", r"^aten::(random_|bernoulli_|ge|lt|native_dropout\w*)$"),
+    ("element-wise (add, mul, div, where, ...)", r"^aten::(add|add_|addcdiv|addcmul|mul|mul_|div|div_|sub|sub_|where"
+                                                 r"|neg|masked_fill_?|clamp\w*|pow|sqrt|rsqrt|exp|log|tanh|sigmoid)$"),
+    ("reductions (sum, mean, ...)", r"^aten::(sum|mean|max|min|argmax|amax|norm|nll_loss\w*|cross_entropy\w*)$"),
+    ("copies and layout (copy_, cat, index_select, ...)", r"^aten::(copy_|_to_copy|clone|contiguous|cat|index_select"
+                                                          r"|index|index_add_|scatter\w*|gather|stack|_unsafe_view"
+                                                          r"|embedding\w*|roll|flip|repeat\w*)$"),
+    ("fills and allocation", r"^aten::(fill_|zero_|zeros\w*|ones\w*|empty\w*|full\w*|resize_)$"),
+    ("optimizer (fused AdamW)", r"^aten::_fused_adam\w*|^Optimizer"),
+)
+_COMPILED = [(name, re.compile(pat)) for name, pat in FAMILIES]
+
+
+def family(op):
+    return next((name for name, pat in _COMPILED if pat.search(op)), "other")
+
+
+def profile_step(step):
+    """Run `step()` once under torch.profiler; returns {"total_s", "families": [{family, s, share, calls,
+    top: [(op, s)]}]} sorted by time (self CPU time: each operator's own work, not its children's)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    per = {}
+    for ev in prof.key_averages():
+        s = ev.self_cpu_time_total / 1e6
+        if s <= 0:
+            continue
+        f = per.setdefault(family(ev.key), {"s": 0.0, "calls": 0, "ops": {}})
+        f["s"] += s
+        f["calls"] += ev.count
+        f["ops"][ev.key] = f["ops"].get(ev.key, 0.0) + s
+    total = sum(f["s"] for f in per.values()) or 1.0
+    fams = [{"family": name, "s": f["s"], "share": f["s"] / total, "calls": f["calls"],
+             "top": sorted(f["ops"].items(), key=lambda kv: -kv[1])[:3]}
+            for name, f in sorted(per.items(), key=lambda kv: -kv[1]["s"])]
+    return {"total_s": total, "families": fams}
+
+
+def print_profile(prof, title):
+    print(f"  {title}: self time per operator family, {prof['total_s']:.3f} s in all")
+    for f in prof["families"]:
+        top = ", ".join(f"{op.removeprefix('aten::')} {s:.3f}" for op, s in f["top"])
+        print(f"    {100 * f['share']:5.1f}%  {f['s']:7.3f} s  {f['calls']:6d} calls  {f['family']:48s} {top}")
