@@ -7,7 +7,8 @@ MODE is one of
                                                                 multiple choice (--mc_mode digit|truefalse)
     --text "a red circle moves right"                           rank the videos for the text
     --caption                                                   a caption per video
-Videos are files (mp4, avi, webm, gif, ...) or keys of a frame TSV (--tsv FILE --key K [K ...]).
+Videos are files (mp4, avi, webm, gif, ...) or keys of a frame TSV or of a folder of video files (--tsv FILE
+--key K [K ...]; a run trained with video_dir reads its files with --tsv VIDEO_DIR).
 
 The checkpoint's run folder (its args.json) gives the model and data settings, or --config FILE. A file
 is read as the tools read videos for training (frames extracted and JPEG-encoded as
@@ -41,7 +42,8 @@ def parser():
     ap.add_argument("videos", nargs="*", help="video files")
     ap.add_argument("--path_ckpt", required=True, help="a run's checkpoint (ckpt_violet_*.pt)")
     ap.add_argument("--config", help="settings the checkpoint was trained with (default: its run's args.json)")
-    ap.add_argument("--tsv", help="a frame TSV (with .lineidx or .id2lineidx.pkl) to read --key videos from")
+    ap.add_argument("--tsv", help="a frame TSV (with .lineidx or .id2lineidx.pkl), or a folder of video files, "
+                                  "to read --key videos from")
     ap.add_argument("--key", nargs="+", default=[], help="video ids in --tsv")
     ap.add_argument("--question", help="open-ended question; with --options, multiple choice")
     ap.add_argument("--options", nargs="+", help="answer options of a multiple-choice question")

@@ -151,19 +151,21 @@ def caption_keys(yaml_path, data_dir=None):
 
 
 def load_caption_split(yaml_path, data_dir=None, size_frame=4, size_img=224, img_transform=("img_rand_crop",),
-                       frame_column="swinbert", skip_bad=False) -> CaptionSplit:
-    """Read one split of the SwinBERT layout (module doc)."""
+                       frame_column="swinbert", skip_bad=False, store=None) -> CaptionSplit:
+    """Read one split of the SwinBERT layout (module doc); `store` (e.g. a folder of video files) replaces
+    the yaml's `img` TSV."""
     path = resolve_yaml(yaml_path, data_dir)
     cfg = _read_yaml(path)
-    img = _entry(cfg, "img", path, data_dir)
+    img = _entry(cfg, "img", path, data_dir) if store is None else store.path
     cap = _entry(cfg, "caption", path, data_dir)
     linelist = _entry(cfg, "caption_linelist", path, data_dir, required=False)
     coco = _entry(cfg, "caption_coco_format", path, data_dir, required=False)
     if coco is None:
         beside = os.path.splitext(path)[0] + "_caption_coco_format.json"
         coco = beside if os.path.isfile(beside) else None
-    store = VideoStore.from_tsv(img, size_frame, size_img, img_transform=img_transform,
-                                frame_column=frame_column, skip_bad=skip_bad)
+    if store is None:
+        store = VideoStore.from_tsv(img, size_frame, size_img, img_transform=img_transform,
+                                    frame_column=frame_column, skip_bad=skip_bad)
 
     problems = []
     rows = _read_captions(cap, problems)

@@ -14,7 +14,7 @@ import os
 
 from ..data.annotations import load_annotation_file, load_annotations
 from ..data.collate import collate_dicts
-from ..data.video_store import VideoStore
+from ..data.video_folder import open_store
 from ..engine.loader import EpochLoader
 from ..errors import ConfigError, DataError
 from ..tokenizer import special_ids
@@ -61,8 +61,8 @@ class Task(TextHelpers, ModelHelpers):
 
     def make_store(self):
         c = self.cfg
-        return VideoStore(c.data_dir, c.dataset, c.size_frame, c.size_img, c.img_transform,
-                          frame_column=c.frame_column, skip_bad=c.skip_bad)
+        return open_store(c.data_dir, c.dataset, c.size_frame, c.size_img, c.img_transform, c.frame_column,
+                          c.skip_bad, video_dir=c.video_dir, video_sample=c.video_sample, video_cache=c.video_cache)
 
     def build_datasets(self):
         c = self.cfg

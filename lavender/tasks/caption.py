@@ -97,11 +97,12 @@ def check_config(cfg):
                           f"eval_splits has {other}")
 
 
-def load_split(cfg, yaml):
-    """One split of a config's captioning data (frames by SwinBERT's column rule unless `frame_column` is set)."""
+def load_split(cfg, yaml, store=None):
+    """One split of a config's captioning data (frames by SwinBERT's column rule unless `frame_column` is set;
+    from `store` instead of the yaml's img TSV when given, e.g. the files of `video_dir`)."""
     column = "swinbert" if cfg.frame_column == "auto" else cfg.frame_column
     return load_caption_split(yaml, cfg.data_dir, cfg.size_frame, cfg.size_img, cfg.img_transform,
-                              frame_column=column, skip_bad=cfg.skip_bad)
+                              frame_column=column, skip_bad=cfg.skip_bad, store=store)
 
 
 @register("captioning")
@@ -138,7 +139,9 @@ class Captioning(Task):
                     raise ConfigError(f"{c.config}: captioning training needs train_yaml (or size_epoch 0)")
                 log.info("captioning %s: no %s_yaml, %s is not evaluated", c.task, split, split)
                 continue
-            data = load_split(c, yaml)
+            if c.video_dir and self.store is None:  # one store of video files serves every split
+                self.store = self.make_store()
+            data = load_split(c, yaml, self.store)
             self.splits[split] = data
             if split == "train":
                 items = self.subsample(data.samples)

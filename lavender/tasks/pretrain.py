@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from ..errors import ConfigError, DataError
-from ..data.annotations import load_annotation_file
+from ..data.annotations import check_videos, load_annotation_file
+from ..data.video_folder import VideoFolderStore
 from ..data.video_store import VideoStore
 from ..paths import repo_path
 from .base import Task
@@ -111,15 +112,22 @@ class Pretrain(Task):
         return sp[name]
 
     def part(self, name, split):
-        """ItemDataset over the rows of `{name}_{split}.tsv`, captions from `txt_{name}.json`."""
+        """ItemDataset over the rows of `{name}_{split}.tsv` (with `video_dir`: over the split's captioned
+        videos in that folder), captions from `txt_{name}.json`."""
         c = self.cfg
         frames = 1 if name in IMAGE_DATASETS or name in (c.image_datasets or []) else c.size_frame
-        store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
-                                    img_transform=c.img_transform, frame_column=c.frame_column,
-                                    skip_bad=c.skip_bad)
-        self.part_stores.append(store)
         cap_split = "train" if split.startswith("train") else "val"
         caps = self._captions[name].get(cap_split, {})
+        if c.video_dir:
+            store = VideoFolderStore(c.video_dir, frames, c.size_img, c.img_transform, cache_dir=c.video_cache,
+                                     sample=1 if frames == 1 else c.video_sample, skip_bad=c.skip_bad)
+            kept = check_videos([{"video": v} for v in caps], store, c.skip_bad, f"txt_{name}.json[{cap_split!r}]")
+            store.select([it["video"] for it in kept])
+        else:
+            store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
+                                        img_transform=c.img_transform, frame_column=c.frame_column,
+                                        skip_bad=c.skip_bad)
+        self.part_stores.append(store)
 
         def encode(item, train, rng):
             captions = caps.get(item["video"])
@@ -128,7 +136,7 @@ class Pretrain(Task):
                                 f"(row {item['row']} of {store.path}; got {captions!r})")
             return self.encode_caption(captions, rng)
         # the part in the seed: rows with the same number in two parts draw different masks/crops
-        return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"),
+        return ItemDataset(RowItems(store.n_rows()), store, encode, split.startswith("train"),
                            seed=f"{c.seed}/{name}_{split}")
 
     def build_datasets(self):
@@ -137,7 +145,7 @@ class Pretrain(Task):
         names = list(self._dirs)
         self._captions = {n: load_annotation_file(os.path.join(d, f"txt_{n}.json")) for n, d in self._dirs.items()}
         if c.size_epoch > 0:
-            keys = [(n, f"train_{p}") for n in names for p in range(self.n_parts(n))]
+            keys = [(n, f"train_{p}") for n in names for p in range(1 if c.video_dir else self.n_parts(n))]
             self.datasets["train"] = Segmented([self.part(n, s) for n, s in keys], [f"{n}_{s}" for n, s in keys])
         if "val" in c.eval_splits:
             self.datasets["val"] = Segmented([self.part(n, "val") for n in names], names)
