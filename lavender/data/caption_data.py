@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..errors import DataError
+from ..paths import Input
 from .tsv import TSVFile
 from .video_store import VideoStore
 
-__all__ = ["CaptionSplit", "caption_keys", "load_caption_split", "resolve_yaml"]
+__all__ = ["CaptionSplit", "caption_keys", "load_caption_split", "resolve_yaml", "split_inputs"]
 
 
 @dataclass
@@ -141,6 +142,28 @@ def _read_linelist(path, rows, problems):
                                                        f"{rows[i][0]!r} ({len(rows[i][1])} captions)"))
             else:
                 out.append((i, j))
+    return out
+
+
+def split_inputs(yaml_path, data_dir=None, with_img=True):
+    """The files one split reads (lavender.paths.Input): the yaml, then the img (unless `with_img` is false)
+    and caption TSVs it names. A yaml that is there but does not parse is left to `load_caption_split`."""
+    try:
+        path = resolve_yaml(yaml_path, data_dir)
+    except DataError:
+        cands = [os.path.join(os.fspath(data_dir), yaml_path)] if data_dir and not os.path.isabs(yaml_path) else []
+        return [Input("captioning yaml", (cands + [yaml_path])[0], "captioning")]
+    try:
+        cfg = _read_yaml(path)
+    except DataError:
+        return []
+    out = []
+    for key in ("img", "caption") if with_img else ("caption",):
+        val = cfg.get(key)
+        if isinstance(val, str) and val.strip():
+            cands = [val] if os.path.isabs(val) else [os.path.join(os.path.dirname(path), val)] + (
+                [os.path.join(os.fspath(data_dir), val)] if data_dir else [])
+            out.append(Input(f"{key} TSV of {os.path.basename(path)}", cands[0], "captioning", alternatives=cands[1:]))
     return out
 
 

@@ -18,10 +18,12 @@ from typing import Dict, List, Optional
 
 from ..errors import DataError
 from ..fileio import atomic_write
+from ..paths import Input
 from .video_files import VIDEO_EXTS, list_videos, read_video_fields
+from .tsv_index import id2lineidx_path_for, lineidx_path_for
 from .video_store import FrameStore, VideoStore
 
-__all__ = ["VideoFolderStore", "open_store", "video_ids"]
+__all__ = ["VideoFolderStore", "open_store", "video_ids", "store_inputs", "tsv_inputs"]
 
 
 def video_ids(folder) -> Dict[str, str]:
@@ -119,3 +121,18 @@ def open_store(data_dir, dataset, size_frame, size_img, img_transform=("img_rand
                                 cache_dir=video_cache, skip_bad=skip_bad)
     return VideoStore(data_dir, dataset, size_frame, size_img, img_transform, frame_column=frame_column,
                       skip_bad=skip_bad)
+
+
+def tsv_inputs(tsv, what="frame store", kind="frames"):
+    """The inputs a frame TSV needs: the TSV, then (once it is there) its index."""
+    if not os.path.exists(tsv):
+        return [Input(what, tsv, kind)]
+    return [Input(f"index of {os.path.basename(tsv)}", id2lineidx_path_for(tsv), "index",
+                  alternatives=(lineidx_path_for(tsv),), tsv=tsv)]
+
+
+def store_inputs(data_dir, dataset, video_dir=None):
+    """What `open_store` with these settings reads (lavender.paths.Input)."""
+    if video_dir:
+        return [Input("video files (video_dir)", video_dir, "videos")]
+    return tsv_inputs(os.path.join(str(data_dir), f"img_{dataset}.tsv"))

@@ -14,9 +14,10 @@ import os
 
 from ..data.annotations import load_annotation_file, load_annotations
 from ..data.collate import collate_dicts
-from ..data.video_folder import open_store
+from ..data.video_folder import open_store, store_inputs
 from ..engine.loader import EpochLoader
 from ..errors import ConfigError, DataError
+from ..paths import Input
 from ..tokenizer import special_ids
 from .items import ItemDataset, subsample_videos
 from .modeling import ModelHelpers
@@ -56,8 +57,18 @@ class Task(TextHelpers, ModelHelpers):
         return cls
 
     # ------------------------------------------------------------------ data
+    @staticmethod
+    def annotation_file(cfg):
+        return os.path.join(cfg.data_dir, f"txt_{cfg.task}.json")
+
     def annotation_path(self):
-        return os.path.join(self.cfg.data_dir, f"txt_{self.cfg.task}.json")
+        return self.annotation_file(self.cfg)
+
+    @classmethod
+    def required_inputs(cls, cfg):
+        """The data files a run of `cfg` reads (lavender.paths.Input), checked all at once before any work."""
+        return store_inputs(cfg.data_dir, cfg.dataset, cfg.video_dir) + [
+            Input("annotations", cls.annotation_file(cfg), "annotations")]
 
     def make_store(self):
         c = self.cfg

@@ -31,12 +31,13 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from ..data.caption_data import load_caption_split
+from ..data.caption_data import load_caption_split, split_inputs
 from ..data.tsv import write_tsv
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_json
 from ..metrics.caption import caption_metrics, load_coco_references
 from ..models.generation import GenerationConfig, decode_captions, generate
+from ..paths import Input
 from .base import Task
 from .items import ItemDataset, subsample_videos
 from .registry import register
@@ -128,6 +129,16 @@ class Captioning(Task):
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
+    @classmethod
+    def required_inputs(cls, cfg):
+        """Each split's yaml and the TSVs it names (with video_dir: the videos instead of the img TSVs)."""
+        out = [Input("video files (video_dir)", cfg.video_dir, "videos")] if cfg.video_dir else []
+        wanted = (["train"] if cfg.size_epoch > 0 else []) + [s for s in EVAL_SPLITS if s in cfg.eval_splits]
+        for split in wanted:
+            if cfg[f"{split}_yaml"]:
+                out += split_inputs(cfg[f"{split}_yaml"], cfg.data_dir, with_img=not cfg.video_dir)
+        return out
+
     def build_datasets(self):
         c = self.cfg
         wanted = (["train"] if c.size_epoch > 0 else []) + [s for s in EVAL_SPLITS if s in c.eval_splits]

@@ -23,9 +23,9 @@ from torch.utils.data import ConcatDataset
 
 from ..errors import ConfigError, DataError
 from ..data.annotations import check_videos, load_annotation_file
-from ..data.video_folder import VideoFolderStore
+from ..data.video_folder import VideoFolderStore, tsv_inputs
 from ..data.video_store import VideoStore
-from ..paths import repo_path
+from ..paths import Input, repo_path
 from .base import Task
 from .items import ItemDataset
 from .modeling import true_false_scores
@@ -91,20 +91,42 @@ class Pretrain(Task):
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
-    def data_dirs(self):
+    @staticmethod
+    def dataset_dirs(cfg):
         """{dataset name: folder}: `dataset` is a name, a list of names (all in data_dir) or, as the
         original allows, a dict {name: folder} (relative folders: from the repository root)."""
-        d = self.cfg.dataset
+        d = cfg.dataset
         if isinstance(d, dict):
             return {n: repo_path(str(folder)) for n, folder in d.items()}
         names = [d] if isinstance(d, str) else list(d or [])
         if not names:
             raise ConfigError("pretraining needs 'dataset': a name, a list of names or a dict {name: folder}")
-        return {n: self.cfg.data_dir for n in names}
+        return {n: cfg.data_dir for n in names}
+
+    def data_dirs(self):
+        return self.dataset_dirs(self.cfg)
+
+    @classmethod
+    def required_inputs(cls, cfg):
+        """Per dataset its captions and its parts (with video_dir: the folder of videos)."""
+        out = [Input("video files (video_dir)", cfg.video_dir, "videos")] if cfg.video_dir else []
+        for name, folder in cls.dataset_dirs(cfg).items():
+            out.append(Input(f"{name} captions", os.path.join(folder, f"txt_{name}.json"), "pretraining"))
+            if cfg.video_dir:
+                continue
+            splits = ([f"train_{p}" for p in range(cls.n_parts_of(cfg, name))] if cfg.size_epoch > 0 else []) + \
+                (["val"] if "val" in cfg.eval_splits else [])
+            for split in splits:
+                out += tsv_inputs(os.path.join(folder, f"{name}_{split}.tsv"), f"{name} part {split}", "pretraining")
+        return out
 
     def n_parts(self, name):
+        return self.n_parts_of(self.cfg, name)
+
+    @staticmethod
+    def n_parts_of(cfg, name):
         """size_part: one number for every dataset, or the original's dict {dataset: parts}."""
-        sp = self.cfg.size_part
+        sp = cfg.size_part
         if not isinstance(sp, dict):
             return sp
         if name not in sp:

@@ -1,0 +1,65 @@
+"""Every task family trains and evaluates from a folder of video files (`video_dir`), without any frame TSV,
+and `_tools/predict.py` reads such a run's videos by id."""
+import glob
+import importlib.util
+import json
+import os
+
+import pytest
+
+from lavender.paths import REPO_ROOT
+from lavender.run import main_guard, run
+from tiny import COLORS, make_color_world, tiny_argv, write_color_videos
+
+N = 16
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Annotations of every kind and captioning yamls, with the frame TSV removed: only the mp4 files remain."""
+    root = str(tmp_path_factory.mktemp("vd"))
+    world = make_color_world(os.path.join(root, "w"), n_videos=N, tasks={"qa": "qa", "mc": "mc", "ret": "retrieval",
+                                                                       "cap": "cap"})
+    for f in glob.glob(os.path.join(world, "img_tiny.*")) + glob.glob(os.path.join(world, "cap", "*.img.tsv*")):
+        os.remove(f)
+    keys = [f"video{i}" for i in range(N)]
+    caps = {k: [f"a {list(COLORS)[i % 4]} shape"] for i, k in enumerate(keys)}
+    with open(os.path.join(world, "txt_pre.json"), "w") as f:
+        json.dump({"train": {k: caps[k] for k in keys[:12]}, "val": {k: caps[k] for k in keys[12:]}}, f)
+    return world, write_color_videos(os.path.join(root, "videos"), N)
+
+
+FAMILIES = {  # family -> (task, extra config)
+    "qaoe": ("qa", {}),
+    "qamc": ("mc", {"mc_mode": "truefalse"}),
+    "retrieval": ("ret", {"multi_clip_testing": True}),
+    "captioning": ("cap", {"train_yaml": "cap/train.yaml", "val_yaml": "cap/val.yaml", "max_gen_length": 5,
+                           "caption_meteor": False, "eval_splits": ["val"]}),
+    "pretrain": ("pre", {"dataset": ["pre"], "eval_splits": ["val"]}),
+    "multi-task": ("multi", {"datasets": [{"type": "qaoe", "task": "qa"}, {"type": "retrieval", "task": "ret"}]}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_runs_from_video_files(world, tmp_path, family):
+    data, videos = world
+    task, extra = FAMILIES[family]
+    log = run(family, tiny_argv(data, tmp_path, task, family, video_dir=videos, video_sample=3, max_steps=2, **extra))
+    assert "ls_tr" in log and any(k.endswith("_vl") for k in log), log
+    assert not glob.glob(os.path.join(data, "**", "*.tsv.*"), recursive=True)  # nothing built on the side
+
+
+def test_predict_reads_a_video_dir_run(world, tmp_path, capsys):
+    data, videos = world
+    run("qaoe", tiny_argv(data, tmp_path, "qa", "qaoe", video_dir=videos, video_sample=3, max_steps=2))
+    ckpt = glob.glob(str(tmp_path / "_qa_*" / "ckpt_violet_qa_1.pt"))[0]
+    spec = importlib.util.spec_from_file_location("_predict", f"{REPO_ROOT}/_tools/predict.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rc = main_guard(tool.main, ["--path_ckpt", ckpt, "--tsv", videos, "--key", "video1", "video2",
+                                "--question", "what color is the shape?", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [r["video"] for r in out["results"]] == ["video1", "video2"]
+    assert out["frames"]["extracted"] == 3  # the run's video_sample
+    rc = main_guard(tool.main, ["--path_ckpt", ckpt, "--tsv", videos, "--key", "nope", "--question", "what?"])
+    assert rc == 2 and "no video file for id 'nope'" in capsys.readouterr().err
