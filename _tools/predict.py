@@ -1,6 +1,6 @@
 """Try a trained checkpoint on your own videos.
 
-    python _tools/predict.py --path_ckpt RUN_DIR/ckpt_violet_TASK_3.pt VIDEO [VIDEO ...] MODE
+    python _tools/predict.py --path_ckpt RUN_DIR/ckpt_violet_TASK_best.pt VIDEO [VIDEO ...] MODE
 MODE is one of
     --question "what color is the shape?"                      open-ended QA: top answers, probabilities
     --question "what does it do?" --options "moves left" "moves right" ...

@@ -113,7 +113,7 @@ def parse_rows(rows, kind, path):
             ex["question"] = text("question")
         if kind == "qa":
             ex["answer"] = text("answer")
-            why = why or (None if ex["answer"] else "no answer")
+            why = why or ("no question" if not ex["question"] else None if ex["answer"] else "no answer")
         elif kind == "mc":
             opts = r.get("options")
             opts = [str(o).strip() for o in (json.loads(opts) if isinstance(opts, str) else opts)] if opts else \

