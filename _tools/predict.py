@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -262,6 +263,10 @@ def main(argv=None) -> int:
     from lavender.inference import Predictor, read_inputs
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     family = {"qa": "qaoe", "mc": "qamc", "text": "retrieval", "caption": "captioning"}[mode]
+    if not os.path.isfile(a.path_ckpt):  # the preflight: every missing input at once, one `error:` line each
+        missing = [f"{v}: no such file" for v in a.videos if not os.path.exists(v)]
+        missing += [f"{a.tsv}: no such frame TSV or folder"] if a.tsv and not os.path.exists(a.tsv) else []
+        raise FileNotFoundError("\n".join([f"checkpoint not found: {a.path_ckpt}"] + [f"error: {m}" for m in missing]))
     p = Predictor.from_checkpoint(a.path_ckpt, a.config, overrides, device_of(a.device), family, a.member)
     p.sample = a.sample
     videos, errors = read_inputs(p, a.videos, a.tsv, a.key)

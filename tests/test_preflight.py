@@ -104,3 +104,14 @@ def test_check_only_checks(tmp_path, capsys):
     assert lavender.check(argv[1]) == []
     os.remove(os.path.join(world, "txt_tiny-qa.json"))
     assert [m.what for m in lavender.check(argv[1])] == ["annotations"]
+
+
+def test_the_captioning_baseline_tool_lists_every_missing_file(tmp_path, capsys):
+    import runpy
+    tool = runpy.run_path(os.path.join(REPO_ROOT, "_tools", "caption_baseline.py"))
+    rc = main_guard(tool["main"], ["--config", os.path.join(REPO_ROOT, "_args", "args_msrvtt-cap.json"),
+                                   "--data_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: 2 input(s) of ") and "github.com/microsoft/SwinBERT" in err
+    for yaml in ("train_32frames.yaml", "test_32frames.yaml"):
+        assert f"captioning yaml: {tmp_path / 'MSRVTT-v2' / yaml}" in err

@@ -239,9 +239,8 @@ class Trainer:
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.step_log.append(rec)
         if self.events:
-            lr = rec.pop("lr")
-            self.events.scalars(self.global_step, {**{f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch")},
-                                                   "train/lr": max(lr)})
+            values = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch", "lr")}
+            self.events.scalars(self.global_step, {**values, "train/lr": max(rec["lr"])})
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch, train_metrics=None):
