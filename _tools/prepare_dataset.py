@@ -116,8 +116,11 @@ def parse_rows(rows, kind, path):
             why = why or ("no question" if not ex["question"] else None if ex["answer"] else "no answer")
         elif kind == "mc":
             opts = r.get("options")
-            opts = [str(o).strip() for o in (json.loads(opts) if isinstance(opts, str) else opts)] if opts else \
-                [text(f) for f in option_fields(r)]
+            try:
+                opts = [str(o).strip() for o in (json.loads(opts) if isinstance(opts, str) else opts)] if opts else \
+                    [text(f) for f in option_fields(r)]
+            except (ValueError, TypeError):
+                why, opts = why or "options is not a JSON list", []
             ans = text("answer")
             idx = int(ans) if ans.isdigit() else next((i for i, o in enumerate(opts) if o.lower() == ans.lower()), -1)
             ex.update(options=opts, answer=idx)
@@ -141,15 +144,17 @@ def parse_rows(rows, kind, path):
 
 
 def assign_splits(examples, val, test, seed):
-    """Examples without a split: their videos drawn into val / test / train (all examples of a video together)."""
-    free = sorted({e["video"] for e in examples if not e["split"]})
+    """Examples without a split: the split another row gives their video, else their videos drawn into val /
+    test / train (all examples of a video together)."""
+    known = {e["video"]: e["split"] for e in examples if e["split"]}
+    free = sorted({e["video"] for e in examples if e["video"] not in known})
     random.Random(seed).shuffle(free)
     n_val = max(1, round(val * len(free))) if val > 0 and len(free) >= 3 else 0
     n_test = max(1, round(test * len(free))) if test > 0 and len(free) >= 3 else 0
     split = {v: "val" for v in free[:n_val]}
     split.update({v: "test" for v in free[n_val:n_val + n_test]})
     for e in examples:
-        e["split"] = e["split"] or split.get(e["video"], "train")
+        e["split"] = e["split"] or known.get(e["video"]) or split.get(e["video"], "train")
 
 
 # ---------------------------------------------------------------------------- frames

@@ -182,3 +182,22 @@ def test_bad_annotation_files_are_one_line(clips, tmp_path, capsys):
                                      "--out", str(tmp_path / "o")]) == 2
     assert "no usable rows (1 dropped, e.g. line 2: no answer)" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_rows_of_one_video_share_its_split_and_bad_options_are_dropped():
+    t = _tool()
+    rows = [(2, {"video": "a.mp4", "question": "q", "answer": "x", "split": "test"}),
+            (3, {"video": "a", "question": "q2", "answer": "y"})] + \
+        [(4 + i, {"video": f"v{i}", "question": "q", "answer": "z"}) for i in range(10)]
+    ex, dropped = t.parse_rows(rows, "qa", "f.csv")
+    t.assign_splits(ex, 0.2, 0.2, 0)
+    assert not dropped and {e["split"] for e in ex if e["video"] == "a"} == {"test"}
+    by_video = {}
+    for e in ex:
+        by_video.setdefault(e["video"], set()).add(e["split"])
+    assert all(len(s) == 1 for s in by_video.values())
+    assert sum(s == {"val"} for s in by_video.values()) == 2  # 20% of the 10 videos without a split
+    mc = [(2, {"video": "a", "question": "q", "options": "[not json", "answer": "0"}),
+          (3, {"video": "b", "question": "q", "options": '["x", "y"]', "answer": "y"})]
+    ex, dropped = t.parse_rows(mc, "mc", "f.csv")
+    assert dropped == [(2, "options is not a JSON list")] and ex[0]["options"] == ["x", "y"] and ex[0]["answer"] == 1

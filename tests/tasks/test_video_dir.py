@@ -63,3 +63,21 @@ def test_predict_reads_a_video_dir_run(world, tmp_path, capsys):
     assert out["frames"]["extracted"] == 3  # the run's video_sample
     rc = main_guard(tool.main, ["--path_ckpt", ckpt, "--tsv", videos, "--key", "nope", "--question", "what?"])
     assert rc == 2 and "no video file for id 'nope'" in capsys.readouterr().err
+
+
+def test_qa_warns_at_start_up_about_answers_it_cannot_produce(tmp_path):
+    from lavender.config import load_config
+    from lavender.tasks import build_task
+    from lavender.tokenizer import load_tokenizer
+    from tiny import lavender_log, write_tiny_vocab
+    world = make_color_world(str(tmp_path / "w"), n_videos=8, tasks={"qa": "qa"})
+    d = json.load(open(os.path.join(world, "txt_qa.json")))
+    d["train"][0]["answer_text"] = "dark red"
+    d["val"][0]["answer_text"] = "vermilion"
+    json.dump(d, open(os.path.join(world, "txt_qa.json"), "w"))
+    cfg = load_config(tiny_argv(world, tmp_path, "qa", "qaoe"))
+    with lavender_log() as records:
+        build_task("qaoe", cfg, load_tokenizer(write_tiny_vocab(world)[0]))
+    warning, = [r.getMessage() for r in records if r.levelname == "WARNING"]
+    assert "not one vocabulary token" in warning and "train 1 of 4 (25.0%), val 1 of 2 (50.0%)" in warning
+    assert "'dark red'" in warning and "'vermilion'" in warning
