@@ -135,7 +135,7 @@ class Pretrain(Task):
 
     def part(self, name, split):
         """ItemDataset over the rows of `{name}_{split}.tsv` (with `video_dir`: over the split's captioned
-        videos in that folder), captions from `txt_{name}.json`."""
+        videos in that folder, train ones dealt into size_part parts), captions from `txt_{name}.json`."""
         c = self.cfg
         frames = 1 if name in IMAGE_DATASETS or name in (c.image_datasets or []) else c.size_frame
         cap_split = "train" if split.startswith("train") else "val"
@@ -143,8 +143,15 @@ class Pretrain(Task):
         if c.video_dir:
             store = VideoFolderStore(c.video_dir, frames, c.size_img, c.img_transform, cache_dir=c.video_cache,
                                      sample=1 if frames == 1 else c.video_sample, skip_bad=c.skip_bad)
-            kept = check_videos([{"video": v} for v in caps], store, c.skip_bad, f"txt_{name}.json[{cap_split!r}]")
-            store.select([it["video"] for it in kept])
+            if (name, cap_split) not in self._kept:  # checked (and skips counted) once per dataset and split
+                self._kept[name, cap_split] = [it["video"] for it in check_videos(
+                    [{"video": v} for v in caps], store, c.skip_bad, f"txt_{name}.json[{cap_split!r}]")]
+            kept, n = self._kept[name, cap_split], self.n_parts(name)
+            part = kept[int(split.split("_")[1])::n] if split.startswith("train_") else kept  # size_part parts
+            if not part:
+                raise DataError(f"size_part {n} is more than the {len(kept)} captioned videos of {name} in "
+                                f"video_dir {c.video_dir}: lower size_part")
+            store.select(part)
         else:
             store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
                                         img_transform=c.img_transform, frame_column=c.frame_column,
@@ -163,11 +170,11 @@ class Pretrain(Task):
 
     def build_datasets(self):
         c = self.cfg
-        self._dirs = self.data_dirs()
+        self._dirs, self._kept = self.data_dirs(), {}
         names = list(self._dirs)
         self._captions = {n: load_annotation_file(os.path.join(d, f"txt_{n}.json")) for n, d in self._dirs.items()}
         if c.size_epoch > 0:
-            keys = [(n, f"train_{p}") for n in names for p in range(1 if c.video_dir else self.n_parts(n))]
+            keys = [(n, f"train_{p}") for n in names for p in range(self.n_parts(n))]
             self.datasets["train"] = Segmented([self.part(n, s) for n, s in keys], [f"{n}_{s}" for n, s in keys])
         if "val" in c.eval_splits:
             self.datasets["val"] = Segmented([self.part(n, "val") for n in names], names)

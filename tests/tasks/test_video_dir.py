@@ -81,3 +81,21 @@ def test_qa_warns_at_start_up_about_answers_it_cannot_produce(tmp_path):
     warning, = [r.getMessage() for r in records if r.levelname == "WARNING"]
     assert "not one vocabulary token" in warning and "train 1 of 4 (25.0%), val 1 of 2 (50.0%)" in warning
     assert "'dark red'" in warning and "'vermilion'" in warning
+
+
+def test_pretraining_deals_the_folders_videos_into_size_part_parts(world, tmp_path):
+    from lavender.config import load_config
+    from lavender.errors import DataError
+    from lavender.tasks import build_task
+    from lavender.tokenizer import load_tokenizer
+    from tiny import write_tiny_vocab
+    data, videos = world
+    tok = load_tokenizer(write_tiny_vocab(data)[0])
+    argv = tiny_argv(data, tmp_path, "pre", "pretrain", video_dir=videos, dataset=["pre"], eval_splits=["val"])
+    task = build_task("pretrain", load_config(argv + ["--size_part", "5"]), tok)
+    train = task.datasets["train"]
+    assert train.segments == [3, 3, 2, 2, 2] and train.names == [f"pre_train_{p}" for p in range(5)]
+    assert [s.row(0)[0] for s in task.part_stores[:2]] == ["video0", "video1"]  # dealt in caption-file order
+    assert task.datasets["val"].segments == [4]
+    with pytest.raises(DataError, match="size_part 13 is more than the 12 captioned videos of pre"):
+        build_task("pretrain", load_config(argv + ["--size_part", "13"]), tok)
