@@ -4,6 +4,7 @@
                                      [--precision fp32|bf16|fp16] [--compile] [--batch N] [--json out.json]
     python _tools/benchmark.py eval  (same options)
     python _tools/benchmark.py data [--batch_size 8] [--workers 0 1 2] [--device cpu|cuda] [--json out.json]
+    python _tools/benchmark.py decoders [--videos DIR ...] [--sample 8]
     python _tools/benchmark.py retrieval [--n 64] [--config _args/args_demo-retrieval.json]
 
 ``train`` / ``eval``: one training step (forward + backward + fused AdamW) / one evaluation forward
@@ -24,8 +25,14 @@ but the matrix products took time.
 ``data``: DataLoader throughput (clips/s) of `VideoStore` train clips (size_frame 5, size_img 224,
 img_rand_crop) for several worker counts, on the demo store (``_datasets/demo/img_demo.tsv``,
 if generated) and on a synthetic store of 320x240 JPEG frames written to a temp dir; ``--device cuda``
-decodes the JPEGs on the GPU (workers only read and base64-decode). Then the loader at the frame
-settings of ``--model_config`` next to the train step's samples/s at that config on the same device.
+decodes the JPEGs on the GPU (workers only read and base64-decode). On the CPU, the same videos read
+from their files (``video_dir``: decoded in the workers) next to the TSV the tools build from them: the
+demo's mp4 files and synthetic 320x240 H.264 videos. Then the loader at the frame settings of
+``--model_config`` next to the train step's samples/s at that config on the same device.
+
+``decoders``: videos/s per core of PyAV, OpenCV and, when installed, torchcodec and decord, reading what
+the video-file store needs of a file (its frame count and the extracted frames), and their pixel
+difference from PyAV's (the tools' decoder).
 
 ``retrieval``: full-evaluation pairs/s (each video encoded once, texts fused in batches, only the
 true/false rows of the MLM head) against the bare fusion encoder + MLM head forward on the same pair
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # lavender
 sys.path.insert(0, str(Path(__file__).resolve().parent))          # benchmarks/
 
 from benchmarks.data import add_data_args, bench_data  # noqa: E402
+from benchmarks.decoders import add_decoder_args, bench_decoders  # noqa: E402
 from benchmarks.model import add_model_args, bench_eval, bench_train  # noqa: E402
 from benchmarks.retrieval import add_retrieval_args, bench_retrieval  # noqa: E402
 from lavender.run import main_guard  # noqa: E402
@@ -46,7 +54,8 @@ from lavender.run import main_guard  # noqa: E402
 
 # subcommand -> (argument adder, runner); other benchmarks register here
 COMMANDS = {"train": (add_model_args, bench_train), "eval": (add_model_args, bench_eval),
-            "data": (add_data_args, bench_data), "retrieval": (add_retrieval_args, bench_retrieval)}
+            "data": (add_data_args, bench_data), "decoders": (add_decoder_args, bench_decoders),
+            "retrieval": (add_retrieval_args, bench_retrieval)}
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import ConfigError  # noqa: E402
 from lavender.config import load_config  # noqa: E402
+from lavender.data.caption_data import split_inputs  # noqa: E402
+from lavender.data.video_folder import VideoFolderStore  # noqa: E402
+from lavender.preflight import MissingInputs  # noqa: E402
 from lavender.tasks.caption import blind_baseline, load_split  # noqa: E402
 
 
@@ -28,7 +31,12 @@ def main(argv=None):
     missing = [f"{s}_yaml" for s, y in yamls.items() if not y]
     if missing:
         raise ConfigError(f"{cfg.config}: needs {' and '.join(missing)}")
-    train, split = (load_split(cfg, yamls[s]) for s in ("train", known.split))
+    missing = [i for y in yamls.values() for i in split_inputs(y, cfg.data_dir, with_img=not cfg.video_dir)
+               if not i.exists()]
+    if missing:  # the preflight: every missing file at once, with where it comes from
+        raise MissingInputs(missing, cfg.config)
+    store = VideoFolderStore(cfg.video_dir, cfg.size_frame, cfg.size_img) if cfg.video_dir else None
+    train, split = (load_split(cfg, yamls[s], store) for s in ("train", known.split))
     caption, metrics = blind_baseline(train, split, meteor=cfg.caption_meteor)
     print(json.dumps({"split": known.split, "caption": caption, "n_videos": len(split.keys), "metrics": metrics}))
     return 0

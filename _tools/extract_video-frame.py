@@ -24,15 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
-from lavender.data.video_files import read_video_fields  # noqa: E402
+from lavender.data.video_files import list_videos, read_video_fields  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
-
-VIDEO_EXTS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
-
-
-def list_videos(input_dir) -> list:
-    """Video files directly inside `input_dir`, sorted."""
-    return sorted(p for p in Path(input_dir).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
 
 
 def extract_one(job):
@@ -54,7 +47,7 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
     Returns ``(n_done, skipped, short)``: ``skipped`` = [(file name, reason)], ``short`` =
     [(file name, n_frames)] for videos kept with fewer than `sample` distinct frames.
     """
-    paths = list_videos(input_dir)
+    paths = [Path(p) for p in list_videos(input_dir)]
     if not paths:
         raise DataError(f"{input_dir} holds no video files ({', '.join(VIDEO_EXTS)}): nothing to extract, "
                         f"nothing written")

@@ -7,7 +7,11 @@ Per step, from ``log_steps.jsonl``: the loss, the learning rate (one line per di
 group; groups with the same schedule share a line) and every other numeric key (e.g. max_mem_gb).
 Per epoch, from ``log.json``: one small axis per metric (``ac_1_vl`` and ``ac_1_ts`` both go to
 ``ac_1``), train/val/test as line styles. Runs are overlaid as colours labelled by folder name.
-A run needs at least one of the two files. Needs matplotlib, which training does not.
+Each y axis says its unit (accuracy 0-1, recall in %, rank, loss, ...); counts (``n``, ``n_invalid``,
+``n_text``, ...) come after the metrics, titled as counts. A run that trained but logged no step (it
+took fewer optimizer steps than its ``logging_steps``) is named in a note: its loss is only the epoch
+mean ``ls``. A run needs at least one of the two files. Needs matplotlib, which training does not.
+The same values are in the run's TensorBoard event files (``tensorboard --logdir RUN_DIR/..``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +33,35 @@ SPLITS = {"tr": "train", "vl": "val", "ts": "test"}  # log.json key suffix -> sp
 SPLIT_STYLE = {"train": (":", "^"), "val": ("-", "o"), "test": ("--", "s"), "": ("-", "o")}  # line, marker
 STEP_FIRST = ("loss", "lr")  # these per-step panels lead; the rest follow in file order
 NCOLS = 4
+
+
+def is_count(name):
+    """n, n_invalid, n_text, tgif_n, n_skipped_steps...: numbers of things, not metrics."""
+    return re.search(r"(^|_)n(_|$)", name) is not None
+
+
+def unit_of(name):
+    """The y-axis label of a panel: what the metric measures, in which unit."""
+    low = name.lower()
+    if is_count(low):
+        return "count"
+    if "r@" in low:
+        return "recall (%)"
+    if "rank" in low:
+        return "rank (1 = first)"
+    if low == "lr":
+        return "learning rate"
+    if "mem_gb" in low:
+        return "GiB"
+    if low.startswith("ls") or "loss" in low or low.endswith("_ls"):
+        return "loss (cross-entropy)"
+    if any(m in low for m in ("cider", "bleu", "meteor", "rouge")):
+        return "caption score"
+    if low == "mean" or low.endswith("_mean"):
+        return "mean of the tasks' main metrics (0-1)"
+    if re.search(r"(^|_)ac(_|$)", low):
+        return "accuracy (0-1)"
+    return "value"
 
 
 def _number(v):
@@ -136,6 +170,20 @@ def read_epochs(path):
     return panels
 
 
+def no_step_note(d, steps, epochs):
+    """A note when a run trained (its log has `ls`) but logged no optimizer step, else None."""
+    if steps or "ls" not in epochs:
+        return None
+    every = "its logging_steps"
+    try:
+        with open(d / "args.json") as f:
+            every = f"logging_steps = {json.load(f)['logging_steps']}"
+    except (OSError, ValueError, KeyError):
+        pass
+    return (f"note: {d}: no step was logged (the run took fewer optimizer steps than {every}): no per-step "
+            f"loss is drawn, only the epoch mean ls; a smaller --logging_steps logs more")
+
+
 def load_run(run_dir):
     """(per-step panels, per-epoch panels) of one run folder; DataError when it has neither file."""
     d = Path(run_dir)
@@ -146,8 +194,11 @@ def load_run(run_dir):
     f_steps, f_log = d / "log_steps.jsonl", d / "log.json"
     if not f_steps.exists() and not f_log.exists():
         raise DataError(f"{run_dir}: neither log.json nor log_steps.jsonl (give a run's output folder)")
-    return (read_steps(f_steps) if f_steps.exists() else {},
-            read_epochs(f_log) if f_log.exists() else {})
+    steps, epochs = (read_steps(f_steps) if f_steps.exists() else {}), (read_epochs(f_log) if f_log.exists() else {})
+    note = no_step_note(d, steps, epochs)
+    if note:
+        print(note, file=sys.stderr)
+    return steps, epochs
 
 
 def run_labels(run_dirs):
@@ -187,6 +238,7 @@ def build_figure(runs, labels, smooth_window=None):
         epoch_names += [k for k in epochs if k not in epoch_names]
     step_names.sort(key=lambda k: STEP_FIRST.index(k) if k in STEP_FIRST else len(STEP_FIRST))
     panels = [(k, "step") for k in step_names] + [(k, "epoch") for k in epoch_names]
+    panels.sort(key=lambda p: is_count(p[0]))  # metrics first, then the counts (a stable sort)
     if not panels:
         raise DataError(f"nothing to plot: no numeric values in {', '.join(labels)}")
     ncols = min(NCOLS, len(panels))
@@ -201,8 +253,10 @@ def build_figure(runs, labels, smooth_window=None):
         if kind in first:  # every per-step / per-epoch axis spans the same steps / epochs
             ax.sharex(first[kind])
         first.setdefault(kind, ax)
-        ax.set_title(f"{name}" + (" (per step)" if kind == "step" else ""), fontsize=10)
+        ax.set_title(f"{name}" + (" (per step)" if kind == "step" else "") + (" (count)" if is_count(name) else ""),
+                     fontsize=10)
         ax.set_xlabel(kind, fontsize=9, labelpad=1)
+        ax.set_ylabel(unit_of(name), fontsize=8, labelpad=1)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3, lw=0.5)
         group_styles, values = {}, []

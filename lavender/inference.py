@@ -1,7 +1,7 @@
 """Using a trained model outside training (`_tools/predict.py`, notebooks).
 
     from lavender.inference import Predictor
-    p = Predictor.from_checkpoint("_snapshot/_demo-qa_X/ckpt_violet_demo-qa_3.pt")
+    p = Predictor.from_checkpoint("_snapshot/_demo-qa_X/ckpt_violet_demo-qa_best.pt")
     videos = [p.read_video("clip.mp4")]
     p.answer(videos, "what color is the shape?")          # [[("red", 0.93), ...]]
     p.view("retrieval").rank(videos, "a red circle moves")  # one true/false score per video
@@ -28,6 +28,7 @@ import torch
 from .config import load_config
 from .data.clips import ClipSampler
 from .data.video_files import read_video_fields
+from .data.video_folder import VideoFolderStore
 from .data.video_store import VideoStore
 from .engine.precision import autocast, resolve_precision
 from .errors import ConfigError, DataError
@@ -118,8 +119,10 @@ def _misfit(rep):
 
 
 def training_sample_count(cfg):
-    """Frames per video in the run's frame store (the tools' --sample), read from its first row;
-    None when the store is not there."""
+    """Frames per video in the run's frame store (the tools' --sample, or `video_sample` for a run on video
+    files), read from the TSV's first row; None when the store is not there."""
+    if cfg.get("video_dir"):
+        return cfg.video_sample or cfg.size_frame
     if not isinstance(cfg.dataset, str):
         return None
     try:
@@ -187,7 +190,10 @@ class Predictor:
         return Video(os.path.basename(os.fspath(path)), fields, os.fspath(path))
 
     def frame_store(self, tsv):
-        """A frame TSV (with its .lineidx or .id2lineidx.pkl) read as the run's stores are."""
+        """A frame TSV (with its .lineidx or .id2lineidx.pkl), or a folder of video files, read as the run's
+        stores are."""
+        if os.path.isdir(tsv):
+            return VideoFolderStore(tsv, self.cfg.size_frame, self.cfg.size_img, sample=self.sample)
         return VideoStore.from_tsv(tsv, self.cfg.size_frame, self.cfg.size_img, frame_column=self.cfg.frame_column)
 
     @staticmethod

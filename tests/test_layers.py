@@ -7,7 +7,7 @@ from lavender.paths import REPO_ROOT
 
 # bottom to top; a module may import from its own package and from the layers below it
 LAYERS = [("errors",), ("fileio", "paths"), ("config",), ("tokenizer", "metrics", "data"), ("models",), ("engine",),
-          ("tasks",), ("inference", "run")]
+          ("tasks",), ("inference", "preflight"), ("run",)]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 PKG = os.path.join(REPO_ROOT, "lavender")
 

@@ -78,3 +78,26 @@ def test_unreadable_json_exits_without_traceback(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.strip() == f"error: {run / 'log_steps.jsonl'}:7: not valid JSON (Expecting value)"
+
+
+def test_axes_say_their_unit_and_counts_come_after_the_metrics(tmp_path):
+    run = fake_run(tmp_path / "run", ["ac_1", "r@1", "median_rank"])
+    log = json.loads((run / "log.json").read_text())
+    log.update(n_vl=[0, 8, 8], n_invalid_vl=[0, 1, 0], CIDEr_vl=[0.1, 0.5, 0.9])
+    (run / "log.json").write_text(json.dumps(log))
+    fig, titles = _tool().plot_runs([str(run)], str(tmp_path / "c.png"))
+    assert titles == ["loss", "lr", "max_mem_gb", "ls", "ac_1", "r@1", "median_rank", "CIDEr", "n", "n_invalid"]
+    units = {a.get_title(): a.get_ylabel() for a in fig.axes}
+    assert units == {"loss (per step)": "loss (cross-entropy)", "lr (per step)": "learning rate",
+                     "max_mem_gb (per step)": "GiB", "ls": "loss (cross-entropy)", "ac_1": "accuracy (0-1)",
+                     "r@1": "recall (%)", "median_rank": "rank (1 = first)", "CIDEr": "caption score",
+                     "n (count)": "count", "n_invalid (count)": "count"}
+
+
+def test_a_run_with_no_logged_step_is_named(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", ["ac_1"])
+    (run / "log_steps.jsonl").write_text("")
+    (run / "args.json").write_text(json.dumps({"logging_steps": 20}))
+    assert main_guard(_tool().main, [str(run), "--output", str(tmp_path / "c.png")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {run}: no step was logged (the run took fewer optimizer steps than logging_steps = 20)" in err

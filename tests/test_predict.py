@@ -189,6 +189,9 @@ def test_bad_checkpoints_one_line_each(trained, capsys, tmp_path):
         return err.strip()
 
     assert error("--path_ckpt", tmp_path / "none.pt", *ask) == f"error: checkpoint not found: {tmp_path / 'none.pt'}"
+    rc, _, err = _predict(capsys, "--path_ckpt", tmp_path / "none.pt", red, tmp_path / "gone.mp4", "--question", "?")
+    assert rc == 2 and err.splitlines() == [f"error: checkpoint not found: {tmp_path / 'none.pt'}",
+                                            f"error: {tmp_path / 'gone.mp4'}: no such file"]  # all at once
     lone = tmp_path / "lone" / "model.pt"
     lone.parent.mkdir()
     shutil.copy(trained["ckpt"], lone)

@@ -48,6 +48,20 @@ def write_video(path, frames, fps=10, codec="mpeg4"):
     return path
 
 
+# the tests read every epoch's weights and the resume state of finished runs: keep them all
+KEEP_ALL = {"keep_last": -1, "keep_resume": True}
+
+def write_color_videos(folder, n_videos=24, n_frames=6, seed=0, codec="mpeg4"):
+    """One mp4 per video of `make_color_world` (same ids, colours and shapes), for runs on `video_dir`."""
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n_videos):
+        color, shape = list(COLORS)[i % 4], SHAPES[(i // 4) % 2]
+        write_video(os.path.join(folder, f"video{i}.mp4"), [_frame(color, shape, t // 2, rng) for t in range(n_frames)],
+                    codec=codec)
+    return str(folder)
+
+
 KINDS = ("qa", "fib", "qamc", "mc", "retrieval", "cap")
 
 
@@ -138,7 +152,7 @@ def tiny_argv(data_dir, out_dir, task, type_, **extra):
     model = dict(TINY_MODEL, tokenizer=vocab_dir,
                  bert_config=dict(TINY_MODEL["bert_config"], vocab_size=n_vocab, max_position_embeddings=128))
     cfg = dict(model, type=type_, task=task, dataset="tiny", data_dir=str(data_dir),
-               size_txt=12, size_epoch=1, size_batch=4, lr=1e-3, size_option=5, logging_steps=2)
+               size_txt=12, size_epoch=1, size_batch=4, lr=1e-3, size_option=5, logging_steps=2, **KEEP_ALL)
     cfg.update(extra)
     path = os.path.join(str(out_dir), f"args_{task}.json")
     os.makedirs(str(out_dir), exist_ok=True)
@@ -155,7 +169,8 @@ def tiny_overrides(data_dir, out_dir):
             "--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--bert_init", "random",
             "--swin_config", json.dumps(m["swin_config"]),
             "--bert_config", json.dumps(dict(m["bert_config"], vocab_size=n, max_position_embeddings=128)),
-            "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0"]
+            "--size_img", "32", "--size_frame", "2", "--size_batch", "2", "--max_steps", "1", "--n_workers", "0",
+            "--keep_last", "-1", "--keep_resume", "true"]
 
 
 class Payload:

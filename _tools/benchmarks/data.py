@@ -38,6 +38,40 @@ def write_synthetic_store(out_dir, n_videos: int = 64, n_frames: int = 8, size=(
     return tsv
 
 
+def write_synthetic_videos(out_dir, n_videos: int = 32, n_frames: int = 50, size=(240, 320), sample: int = 8,
+                           seed: int = 0):
+    """`n_videos` H.264 mp4 files (2 s at 25 fps of textured, moving frames) in ``out_dir/videos`` and the
+    frame TSV the tools build from them (``img_synthvid.tsv``, `sample` frames each): the same videos as a
+    folder store and as a TSV store."""
+    import av
+    import numpy as np
+
+    from lavender.data.tsv import write_tsv
+    from lavender.data.video_files import list_videos, read_video_fields
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    vdir = Path(out_dir) / "videos"
+    vdir.mkdir(parents=True, exist_ok=True)
+    for v in range(n_videos):
+        base, noise = rng.integers(0, 255, 3), rng.normal(0, 12, (h, w, 3))
+        with av.open(str(vdir / f"synth{v:04d}.mp4"), "w") as c:
+            st = c.add_stream("h264", rate=25)
+            st.height, st.width, st.pix_fmt = h, w, "yuv420p"
+            for t in range(n_frames):
+                img = (base[None, None] + 0.4 * xx[..., None] + 0.3 * yy[..., None] + 3 * t) % 255 + noise
+                frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")
+                for pkt in st.encode(frame):
+                    c.mux(pkt)
+            for pkt in st.encode():
+                c.mux(pkt)
+    tsv = Path(out_dir) / "img_synthvid.tsv"
+    write_tsv(tsv, ([Path(p).stem] + read_video_fields(p, sample)[0] for p in list_videos(vdir)),
+              id2lineidx_path=str(Path(out_dir) / "img_synthvid.id2lineidx.pkl"))
+    return vdir, tsv
+
+
 class _ClipDataset:
     """Minimal map-style dataset: item i -> train clip of the i-th video (repeated to `n` items)."""
 
@@ -119,11 +153,44 @@ def bench_data(args) -> dict:
                 r = loader_rate(store, w, args.batch_size, args.n_samples, args.device)
                 results[f"{name} workers={w}"] = r
                 print(f"{name:28s} workers={w}: {r:7.1f} clips/s ({r / args.batch_size:5.2f} batches/s)", flush=True)
+        if args.device == "cpu" and args.files:
+            results.update(_files_vs_tsv(args, tmp))
         if args.model_config:
             results.update(_loader_vs_model(args, stores))
     if args.json:
         atomic_json(results, args.json)
     return results
+
+
+def _files_vs_tsv(args, tmp):
+    """Clips/s of the same videos read from their files (video_dir: decoded in the workers) and from the
+    TSV the tools build from them: the demo's mp4 files when generated, and synthetic H.264 videos."""
+    from lavender.data.video_folder import VideoFolderStore
+    from lavender.data.video_store import VideoStore
+
+    pairs = {}
+    demo = ROOT / "_datasets" / "demo"
+    if (demo / "img_demo.tsv").exists() and (demo / "_demo").is_dir():
+        pairs["demo videos (96x96 mp4, 8 fr)"] = (demo / "_demo", demo / "img_demo.tsv", 8)
+    t0 = time.time()
+    vdir, tsv = write_synthetic_videos(Path(tmp) / "vid", args.n_file_videos, sample=8)
+    print(f"wrote {args.n_file_videos} synthetic H.264 videos (320x240, 50 frames) and their TSV in "
+          f"{time.time() - t0:.1f}s")
+    pairs["synthetic H.264 (320x240, 50 fr -> 8)"] = (vdir, tsv, 8)
+    out = {}
+    for name, (folder, path, sample) in pairs.items():
+        kw = dict(size_frame=args.size_frame, size_img=args.size_img, img_transform=["img_rand_crop"])
+        cached = VideoFolderStore(folder, sample=sample, cache_dir=Path(tmp) / f"cache{len(out)}", **kw)
+        for vid in cached.ids():  # video_cache: the first epoch fills it
+            cached.frame_strings(vid)
+        stores = {"files": VideoFolderStore(folder, sample=sample, **kw), "files, cached": cached,
+                  "tsv": VideoStore.from_tsv(path, **kw)}
+        for w in args.workers:
+            rates = {k: loader_rate(st, w, args.batch_size, args.n_samples) for k, st in stores.items()}
+            out.update({f"{name} {k} workers={w}": r for k, r in rates.items()})
+            print(f"{name:40s} workers={w}: files {rates['files']:7.1f}, files cached {rates['files, cached']:7.1f}, "
+                  f"tsv {rates['tsv']:7.1f} clips/s (files/tsv {rates['files'] / rates['tsv']:.2f})", flush=True)
+    return out
 
 
 def _loader_vs_model(args, stores):
@@ -161,6 +228,8 @@ def add_data_args(p):
     p.add_argument("--n_samples", type=int, default=128, help="clips timed per setting")
     p.add_argument("--n_videos", type=int, default=64, help="videos in the synthetic store")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--files", type=int, default=1, help="also time video files against their TSV (0: skip)")
+    p.add_argument("--n_file_videos", type=int, default=24, help="synthetic H.264 videos for that comparison")
     p.add_argument("--device", default="cpu", help="where JPEGs are decoded (cuda: nvJPEG) and the model runs")
     p.add_argument("--model_config", default=str(ROOT / "_args" / "args_demo-qaoe.json"),
                    help="config whose train-step rate the loader is compared with ('' to skip)")

@@ -6,13 +6,17 @@ from ..errors import ConfigError
 from .tables import DECLARED, NOT_BUILT
 
 
+def check_path_ckpt(cfg):
+    """A path_ckpt that names no file (a run's preflight lists it with the other missing inputs instead)."""
+    if cfg.path_ckpt and not os.path.isfile(cfg.path_ckpt):
+        raise ConfigError(f"path_ckpt: checkpoint file not found: {cfg.path_ckpt}")
+
+
 def validate(cfg):
     """Refuse values that cannot work together, before any work starts; returns `cfg` (values normalised)."""
     for key, decl in DECLARED.items():
         if key in cfg:
             cfg[key] = decl.type.check(cfg[key], key, cfg.get("config") or "config")
-    if cfg.path_ckpt and not os.path.isfile(cfg.path_ckpt):
-        raise ConfigError(f"path_ckpt: checkpoint file not found: {cfg.path_ckpt}")
     if cfg.size_frame > cfg.max_size_frame:
         raise ConfigError(f"size_frame {cfg.size_frame} exceeds max_size_frame {cfg.max_size_frame}")
     for key, (allowed, why) in NOT_BUILT.items():

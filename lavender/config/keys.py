@@ -111,6 +111,14 @@ KEYS = _keys(
          read_in=("tasks/base.py",)),
     ours("image_datasets", ListOf(Str()), [], "pretraining: more dataset names read as images (one frame)",
          read_in=("tasks/pretrain.py",)),
+    ours("video_dir", Optional(Str()), None, "read clips from the video files in this folder (id: file name without "
+         "extension) instead of a frame TSV, decoded in the loader workers", path=True,
+         read_in=("tasks/base.py", "tasks/pretrain.py", "tasks/caption.py")),
+    ours("video_sample", Int(min=0), 0, "video_dir: frames extracted per file, as extract_video-frame.py --sample "
+         "(0: size_frame)", from_ckpt="eval", read_in=("tasks/base.py",)),
+    ours("video_cache", Optional(Str()), None, "video_dir: folder keeping each file's extracted frames after their "
+         "first decode (later epochs read them instead of decoding)", path=True, resume=True,
+         read_in=("tasks/base.py",)),
 ) + _keys(
     "model",
     K("vis_backbone", Choice("vidswin", what="the only visual backbone (as the original)"), "vidswin",
@@ -230,8 +238,8 @@ KEYS = _keys(
     ours("precision", Choice("auto", "fp32", "fp16", "bf16"), "auto", "numeric precision (auto: fp16 autocast with "
          "a loss scaler on a GPU, as the original; fp32 on a CPU)", scope=_R, read_in=("engine/precision.py",)),
     ours("grad_accum", Int(min=1), 1, "batches per optimizer step", scope=_R, read_in=("engine/trainer.py",)),
-    ours("max_steps", Int(min=0), 0, "stop after this many optimizer steps (0: no limit)", scope=_R, resume=True,
-         read_in=("engine/trainer.py",)),
+    ours("max_steps", Int(min=0), 0, "stop after this many optimizer steps (0: no limit); the learning-rate "
+         "schedule ends there", scope=_R, read_in=("engine/trainer.py",)),
     ours("deterministic", Bool(), False, "deterministic kernels only (cuDNN, cuBLAS, torch): a rerun on the same "
          "machine and thread count gives identical weights; slower on GPUs", scope=_R, read_in=("run.py",)),
 ) + _keys(
@@ -281,4 +289,16 @@ KEYS = _keys(
     ours("log_level", Choice("debug", "info", "warning", "error", "critical"), "info",
          "console and stdout.txt log level",
          scope=_R, resume=True, read_in=("run.py",)),
+    ours("keep_best", Bool(), True, "keep the weights of the best val epoch as ckpt_violet_{task}_best", scope=_R,
+         resume=True, read_in=("engine/run_files.py",)),
+    ours("keep_last", Int(min=-1), 0, "epoch weight files kept besides the best: the last N (-1: every epoch, as "
+         "the original)", scope=_R, resume=True, read_in=("engine/run_files.py",)),
+    ours("keep_resume", Bool(), False, "keep resume.pt once the run has finished (weights + optimiser state, about "
+         "3x a checkpoint)", scope=_R, resume=True, read_in=("engine/trainer.py",)),
+    ours("ckpt_format", Choice("pt", "safetensors"), "pt", "file format of the epoch and best weights (pt: what "
+         "the original loads)", scope=_R, resume=True, read_in=("engine/run_files.py",)),
+    ours("tensorboard", Bool(), True, "also write the logged values as TensorBoard event files into the run folder",
+         scope=_R, resume=True, read_in=("engine/trainer.py",)),
+    ours("check", Bool(), False, "only check that every input the run reads exists (data, weights, path_ckpt), list "
+         "what is missing, and exit", scope=_R, resume=True, cli_only=True, read_in=("run.py",)),
 )

@@ -11,7 +11,7 @@ import sys
 from ..errors import ConfigError
 from ..fileio import atomic_json
 from ..paths import repo_path
-from .checks import validate
+from .checks import check_path_ckpt, validate
 from .reference import help_text
 from .tables import DECLARED, DEFAULTS, from_checkpoint_keys
 
@@ -151,8 +151,9 @@ def _parse_cli(overrides):
     return out
 
 
-def load_config(argv=None, defaults=None):
-    """Build the run config from `--config FILE` plus overrides (argv defaults to sys.argv[1:])."""
+def load_config(argv=None, defaults=None, check_files=True):
+    """Build the run config from `--config FILE` plus overrides (argv defaults to sys.argv[1:]).
+    `check_files` false: a missing path_ckpt is left to the caller (a run's preflight lists it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--config", default=None)
@@ -187,7 +188,10 @@ def load_config(argv=None, defaults=None):
     warn_no_effect(cfg, where)
     for i, entry in enumerate(cfg.datasets or []):
         warn_no_effect(entry, f"{where}: datasets[{i}]")
-    return validate(cfg)
+    validate(cfg)
+    if check_files:
+        check_path_ckpt(cfg)
+    return cfg
 
 
 def _apply_eval_only(cfg, from_file, cli):

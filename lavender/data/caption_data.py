@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..errors import DataError
+from ..paths import Input
 from .tsv import TSVFile
 from .video_store import VideoStore
 
-__all__ = ["CaptionSplit", "caption_keys", "load_caption_split", "resolve_yaml"]
+__all__ = ["CaptionSplit", "caption_keys", "load_caption_split", "resolve_yaml", "split_inputs"]
 
 
 @dataclass
@@ -144,6 +145,28 @@ def _read_linelist(path, rows, problems):
     return out
 
 
+def split_inputs(yaml_path, data_dir=None, with_img=True):
+    """The files one split reads (lavender.paths.Input): the yaml, then the img (unless `with_img` is false)
+    and caption TSVs it names. A yaml that is there but does not parse is left to `load_caption_split`."""
+    try:
+        path = resolve_yaml(yaml_path, data_dir)
+    except DataError:
+        cands = [os.path.join(os.fspath(data_dir), yaml_path)] if data_dir and not os.path.isabs(yaml_path) else []
+        return [Input("captioning yaml", (cands + [yaml_path])[0], "captioning")]
+    try:
+        cfg = _read_yaml(path)
+    except DataError:
+        return []
+    out = []
+    for key in ("img", "caption") if with_img else ("caption",):
+        val = cfg.get(key)
+        if isinstance(val, str) and val.strip():
+            cands = [val] if os.path.isabs(val) else [os.path.join(os.path.dirname(path), val)] + (
+                [os.path.join(os.fspath(data_dir), val)] if data_dir else [])
+            out.append(Input(f"{key} TSV of {os.path.basename(path)}", cands[0], "captioning", alternatives=cands[1:]))
+    return out
+
+
 def caption_keys(yaml_path, data_dir=None):
     """The video keys of a split's caption TSV (no frames read; rows that do not parse included)."""
     path = resolve_yaml(yaml_path, data_dir)
@@ -151,19 +174,21 @@ def caption_keys(yaml_path, data_dir=None):
 
 
 def load_caption_split(yaml_path, data_dir=None, size_frame=4, size_img=224, img_transform=("img_rand_crop",),
-                       frame_column="swinbert", skip_bad=False) -> CaptionSplit:
-    """Read one split of the SwinBERT layout (module doc)."""
+                       frame_column="swinbert", skip_bad=False, store=None) -> CaptionSplit:
+    """Read one split of the SwinBERT layout (module doc); `store` (e.g. a folder of video files) replaces
+    the yaml's `img` TSV."""
     path = resolve_yaml(yaml_path, data_dir)
     cfg = _read_yaml(path)
-    img = _entry(cfg, "img", path, data_dir)
+    img = _entry(cfg, "img", path, data_dir) if store is None else store.path
     cap = _entry(cfg, "caption", path, data_dir)
     linelist = _entry(cfg, "caption_linelist", path, data_dir, required=False)
     coco = _entry(cfg, "caption_coco_format", path, data_dir, required=False)
     if coco is None:
         beside = os.path.splitext(path)[0] + "_caption_coco_format.json"
         coco = beside if os.path.isfile(beside) else None
-    store = VideoStore.from_tsv(img, size_frame, size_img, img_transform=img_transform,
-                                frame_column=frame_column, skip_bad=skip_bad)
+    if store is None:
+        store = VideoStore.from_tsv(img, size_frame, size_img, img_transform=img_transform,
+                                    frame_column=frame_column, skip_bad=skip_bad)
 
     problems = []
     rows = _read_captions(cap, problems)

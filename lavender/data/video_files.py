@@ -9,10 +9,18 @@ from .codec import encode_frame
 from .sampling import extraction_indices
 from .transforms import resize_shorter
 
-__all__ = ["read_video_frames", "read_video_fields"]
+__all__ = ["VIDEO_EXTS", "list_videos", "read_video_frames", "read_video_fields"]
+
+VIDEO_EXTS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 
 # a file OpenCV's ffmpeg cannot read is reported in our DataError; ffmpeg's own log lines would only add noise
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def list_videos(folder) -> list:
+    """The video files directly inside `folder` (by extension, VIDEO_EXTS), sorted by name."""
+    with os.scandir(folder) as it:
+        return sorted(e.path for e in it if e.is_file() and os.path.splitext(e.name)[1].lower() in VIDEO_EXTS)
 
 
 def _pyav_read(path: str, sample: int):

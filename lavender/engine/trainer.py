@@ -13,6 +13,7 @@ import torch
 from ..fileio import atomic_json
 from . import dist as D
 from .run_files import RESUME_FILE, RunFiles
+from .tensorboard import EventWriter
 from .evaluation import SPLIT_TAGS, EpochLog, EvalContext, to_device
 from .host_memory import RetainedHeap
 from .logs import StepLog, fmt_metrics, progress
@@ -23,6 +24,15 @@ from .rng import get_rng_state, set_rng_state
 from .run_dir import discard_if_failed, find_resume, prepare_run_dir
 
 log = logging.getLogger("lavender")
+
+
+_SPLIT_OF_TAG = {"tr": "train", **{tag: split for split, tag in SPLIT_TAGS.items()}}
+
+
+def event_tag(key):
+    """A log.json key as a TensorBoard tag: 'ac_1_vl' -> 'val/ac_1', 'ls_tr' -> 'train/ls'."""
+    base, _, tag = key.rpartition("_")
+    return f"{_SPLIT_OF_TAG[tag]}/{base}" if base and tag in _SPLIT_OF_TAG else f"epoch/{key}"
 
 
 class _Step(torch.nn.Module):
@@ -109,16 +119,19 @@ class Trainer:
 
     def _fit(self, resume_file):
         cfg = self.cfg
-        self.files = RunFiles(self.run_dir, cfg.task, self.d.main)
+        self.files = RunFiles.from_config(self.run_dir, cfg, self.d.main)
         self.log = EpochLog(self.task.tracked_metrics(), self.run_dir, self.d.main)
         self.step_log = StepLog(self.run_dir, self.d.main)
+        self.events = EventWriter(self.run_dir) if cfg.tensorboard and self.d.main else None
         # what the data lost before training (texts cut, items without a label), per split, in every row
         self.data_row = {f"{k}_{SPLIT_TAGS.get(split, 'tr' if split == 'train' else split)}": n
                          for split, counts in self.task.data_report().items() for k, n in counts.items()}
         if cfg.size_epoch > 0:
             self.train_loader = self.task.loader("train", self.d, self.device)
         steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum) if self.train_loader else 0
-        self.max_iter = max(steps_per_epoch * cfg.size_epoch, 1)
+        # the schedule spans the steps the run will take: warm-up and decay end where max_steps stops it
+        total = steps_per_epoch * cfg.size_epoch
+        self.max_iter = max(min(total, cfg.max_steps) if cfg.max_steps else total, 1)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.max_iter)
         if resume_file:
@@ -132,11 +145,14 @@ class Trainer:
             self.epoch = epoch
             train_metrics, stopped = self.train_epoch(epoch)
             improved = self.evaluate(epoch, train_metrics)
-            self.files.save_weights(self.model, epoch, best="" in improved)
+            self.files.save_weights(self.model, epoch, best="" in improved,
+                                    has_best=self.log.best[""]["epoch"] is not None)
             self.epoch = epoch + 1
             self.files.save_resume(self.state_dict())
             if stopped:
                 break
+        if cfg.size_epoch > 0 and not cfg.keep_resume:
+            self.files.remove_resume()
         self.log.report()
         D.barrier()
         return self.log.data
@@ -250,6 +266,9 @@ class Trainer:
         if self.device.type == "cuda":
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.step_log.append(rec)
+        if self.events:
+            values = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch", "lr")}
+            self.events.scalars(self.global_step, {**values, "train/lr": max(rec["lr"])})
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch, train_metrics=None):
@@ -266,6 +285,8 @@ class Trainer:
                             os.path.join(self.run_dir, f"predictions_{split}.json"))
         for k, n in self.data_row.items():
             row.setdefault(k, n)  # an evaluation's own count of the same name (n_invalid_vl) comes first
+        if self.events:  # per epoch: x = the optimizer steps so far, as the per-step curves
+            self.events.scalars(self.global_step, {event_tag(k): v for k, v in row.items()})
         return self.log.add(epoch, row)
 
     # ------------------------------------------------------------------ resume state

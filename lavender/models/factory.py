@@ -24,7 +24,7 @@ import os
 
 from ..config import DEFAULTS
 from ..errors import ConfigError
-from ..paths import MODELS_DIR, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
+from ..paths import MODELS_DIR, Input, kinetics_ckpt, resolve_bert_dir, swin2d_ckpt
 from .lavender import BERT_FIELDS, Lavender, ModelConfig, compile_encoders, default_bert
 from .video_swin import SwinConfig
 from .weights import HF_WEIGHT_FILES, load_weights, short_list
@@ -127,6 +127,26 @@ def load_starting_weights(model, cfg):
         sources.update({k: f"{RANDOM} (reinit_head)" for k, _ in model.named_parameters()
                         if k.split(".")[0] in names})
     return sources
+
+
+def required_weights(cfg):
+    """The weight files `load_starting_weights` will read for `cfg` (lavender.paths.Input), checked before
+    any work: path_ckpt, the BERT folders it cannot do without, the Video Swin file of vis_backbone_init."""
+    s = _settings(cfg)
+    ckpt, out = s["path_ckpt"], []
+    if ckpt:
+        out.append(Input("path_ckpt", ckpt, "checkpoint"))
+    elif s["bert_init"] == "pretrained":  # with path_ckpt, missing BERT tensors must come from the file
+        for name in dict.fromkeys([s["fusion_encoder"] or s["txt_backbone"], s["txt_backbone"]]):
+            folder = resolve_bert_dir(name)
+            if name and not _has_weights(folder):
+                out.append(Input(f"BERT weights {name!r}", folder or os.path.join(MODELS_DIR, name), "bert"))
+    if not ckpt and s["vis_backbone_init"] == "3d":
+        out.append(Input("Video Swin weights (vis_backbone_init 3d)", kinetics_ckpt(s["vis_backbone_size"],
+                                                                                    s["kinetics"]), "video_swin"))
+    elif not ckpt and s["vis_backbone_init"] == "2d":
+        out.append(Input("2D Swin weights (vis_backbone_init 2d)", swin2d_ckpt(s["vis_backbone_size"]), "swin2d"))
+    return out
 
 
 def _load_text(cfg, load, required):

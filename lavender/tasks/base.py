@@ -14,9 +14,10 @@ import os
 
 from ..data.annotations import load_annotation_file, load_annotations
 from ..data.collate import collate_dicts
-from ..data.video_store import VideoStore
+from ..data.video_folder import open_store, store_inputs
 from ..engine.loader import EpochLoader
 from ..errors import ConfigError, DataError
+from ..paths import Input
 from ..tokenizer import special_ids
 from .items import ItemDataset, field_problem, subsample_videos
 from .modeling import ModelHelpers
@@ -59,13 +60,23 @@ class Task(TextHelpers, ModelHelpers):
         return cls
 
     # ------------------------------------------------------------------ data
+    @staticmethod
+    def annotation_file(cfg):
+        return os.path.join(cfg.data_dir, f"txt_{cfg.task}.json")
+
     def annotation_path(self):
-        return os.path.join(self.cfg.data_dir, f"txt_{self.cfg.task}.json")
+        return self.annotation_file(self.cfg)
+
+    @classmethod
+    def required_inputs(cls, cfg):
+        """The data files a run of `cfg` reads (lavender.paths.Input), checked all at once before any work."""
+        return store_inputs(cfg.data_dir, cfg.dataset, cfg.video_dir) + [
+            Input("annotations", cls.annotation_file(cfg), "annotations")]
 
     def make_store(self):
         c = self.cfg
-        return VideoStore(c.data_dir, c.dataset, c.size_frame, c.size_img, c.img_transform,
-                          frame_column=c.frame_column, skip_bad=c.skip_bad)
+        return open_store(c.data_dir, c.dataset, c.size_frame, c.size_img, c.img_transform, c.frame_column,
+                          c.skip_bad, video_dir=c.video_dir, video_sample=c.video_sample, video_cache=c.video_cache)
 
     def build_datasets(self):
         c = self.cfg

@@ -31,13 +31,14 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from ..data.caption_data import load_caption_split
+from ..data.caption_data import load_caption_split, split_inputs
 from ..data.tsv import write_tsv
 from ..engine.protocol import TARGETS
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_json
 from ..metrics.caption import caption_metrics, load_coco_references
 from ..models.generation import GenerationConfig, decode_captions, generate
+from ..paths import Input
 from .base import Task
 from .items import ItemDataset, subsample_videos
 from .registry import register
@@ -98,11 +99,12 @@ def check_config(cfg):
                           f"eval_splits has {other}")
 
 
-def load_split(cfg, yaml):
-    """One split of a config's captioning data (frames by SwinBERT's column rule unless `frame_column` is set)."""
+def load_split(cfg, yaml, store=None):
+    """One split of a config's captioning data (frames by SwinBERT's column rule unless `frame_column` is set;
+    from `store` instead of the yaml's img TSV when given, e.g. the files of `video_dir`)."""
     column = "swinbert" if cfg.frame_column == "auto" else cfg.frame_column
     return load_caption_split(yaml, cfg.data_dir, cfg.size_frame, cfg.size_img, cfg.img_transform,
-                              frame_column=column, skip_bad=cfg.skip_bad)
+                              frame_column=column, skip_bad=cfg.skip_bad, store=store)
 
 
 @register("captioning")
@@ -132,6 +134,16 @@ class Captioning(Task):
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
+    @classmethod
+    def required_inputs(cls, cfg):
+        """Each split's yaml and the TSVs it names (with video_dir: the videos instead of the img TSVs)."""
+        out = [Input("video files (video_dir)", cfg.video_dir, "videos")] if cfg.video_dir else []
+        wanted = (["train"] if cfg.size_epoch > 0 else []) + [s for s in EVAL_SPLITS if s in cfg.eval_splits]
+        for split in wanted:
+            if cfg[f"{split}_yaml"]:
+                out += split_inputs(cfg[f"{split}_yaml"], cfg.data_dir, with_img=not cfg.video_dir)
+        return out
+
     def build_datasets(self):
         c = self.cfg
         wanted = (["train"] if c.size_epoch > 0 else []) + [s for s in EVAL_SPLITS if s in c.eval_splits]
@@ -143,7 +155,9 @@ class Captioning(Task):
                     raise ConfigError(f"{c.config}: captioning training needs train_yaml (or size_epoch 0)")
                 log.info("captioning %s: no %s_yaml, %s is not evaluated", c.task, split, split)
                 continue
-            data = load_split(c, yaml)
+            if c.video_dir and self.store is None:  # one store of video files serves every split
+                self.store = self.make_store()
+            data = load_split(c, yaml, self.store)
             self.splits[split] = data
             if split == "train":
                 items = self.subsample(data.samples)

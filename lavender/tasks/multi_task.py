@@ -85,6 +85,20 @@ class MultiTask(Task):
         warn_unread_keys(cfg, read, "any of its tasks", f"{cfg.config}: ")
         super().__init__(cfg, tokenizer, build_data=False)
 
+    @classmethod
+    def required_inputs(cls, cfg):
+        """Every member task's inputs, each once."""
+        out = {}
+        for entry in cfg.datasets or []:
+            if isinstance(entry, dict) and entry.get("type") in member_families():
+                sub = for_task(cfg, entry)
+                sub.type = entry["type"]
+                if not families()[sub.type].has_baseline_head:
+                    sub.head = "mlm"
+                for i in task_class(sub.type, sub).required_inputs(sub):
+                    out.setdefault(i.path, i)
+        return list(out.values())
+
     # ------------------------------------------------------------------ contract
     def heads(self):
         heads = {}

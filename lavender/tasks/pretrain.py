@@ -22,9 +22,10 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from ..errors import ConfigError, DataError
-from ..data.annotations import load_annotation_file
+from ..data.annotations import check_videos, load_annotation_file
+from ..data.video_folder import VideoFolderStore, tsv_inputs
 from ..data.video_store import VideoStore
-from ..paths import repo_path
+from ..paths import Input, repo_path
 from .base import Task
 from .items import ItemDataset
 from .modeling import true_false_scores
@@ -90,20 +91,42 @@ class Pretrain(Task):
         super().__init__(cfg, tokenizer, build_data)
 
     # ------------------------------------------------------------------ data
-    def data_dirs(self):
+    @staticmethod
+    def dataset_dirs(cfg):
         """{dataset name: folder}: `dataset` is a name, a list of names (all in data_dir) or, as the
         original allows, a dict {name: folder} (relative folders: from the repository root)."""
-        d = self.cfg.dataset
+        d = cfg.dataset
         if isinstance(d, dict):
             return {n: repo_path(str(folder)) for n, folder in d.items()}
         names = [d] if isinstance(d, str) else list(d or [])
         if not names:
             raise ConfigError("pretraining needs 'dataset': a name, a list of names or a dict {name: folder}")
-        return {n: self.cfg.data_dir for n in names}
+        return {n: cfg.data_dir for n in names}
+
+    def data_dirs(self):
+        return self.dataset_dirs(self.cfg)
+
+    @classmethod
+    def required_inputs(cls, cfg):
+        """Per dataset its captions and its parts (with video_dir: the folder of videos)."""
+        out = [Input("video files (video_dir)", cfg.video_dir, "videos")] if cfg.video_dir else []
+        for name, folder in cls.dataset_dirs(cfg).items():
+            out.append(Input(f"{name} captions", os.path.join(folder, f"txt_{name}.json"), "pretraining"))
+            if cfg.video_dir:
+                continue
+            splits = ([f"train_{p}" for p in range(cls.n_parts_of(cfg, name))] if cfg.size_epoch > 0 else []) + \
+                (["val"] if "val" in cfg.eval_splits else [])
+            for split in splits:
+                out += tsv_inputs(os.path.join(folder, f"{name}_{split}.tsv"), f"{name} part {split}", "pretraining")
+        return out
 
     def n_parts(self, name):
+        return self.n_parts_of(self.cfg, name)
+
+    @staticmethod
+    def n_parts_of(cfg, name):
         """size_part: one number for every dataset, or the original's dict {dataset: parts}."""
-        sp = self.cfg.size_part
+        sp = cfg.size_part
         if not isinstance(sp, dict):
             return sp
         if name not in sp:
@@ -111,15 +134,29 @@ class Pretrain(Task):
         return sp[name]
 
     def part(self, name, split):
-        """ItemDataset over the rows of `{name}_{split}.tsv`, captions from `txt_{name}.json`."""
+        """ItemDataset over the rows of `{name}_{split}.tsv` (with `video_dir`: over the split's captioned
+        videos in that folder, train ones dealt into size_part parts), captions from `txt_{name}.json`."""
         c = self.cfg
         frames = 1 if name in IMAGE_DATASETS or name in (c.image_datasets or []) else c.size_frame
-        store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
-                                    img_transform=c.img_transform, frame_column=c.frame_column,
-                                    skip_bad=c.skip_bad)
-        self.part_stores.append(store)
         cap_split = "train" if split.startswith("train") else "val"
         caps = self._captions[name].get(cap_split, {})
+        if c.video_dir:
+            store = VideoFolderStore(c.video_dir, frames, c.size_img, c.img_transform, cache_dir=c.video_cache,
+                                     sample=1 if frames == 1 else c.video_sample, skip_bad=c.skip_bad)
+            if (name, cap_split) not in self._kept:  # checked (and skips counted) once per dataset and split
+                self._kept[name, cap_split] = [it["video"] for it in check_videos(
+                    [{"video": v} for v in caps], store, c.skip_bad, f"txt_{name}.json[{cap_split!r}]")]
+            kept, n = self._kept[name, cap_split], self.n_parts(name)
+            part = kept[int(split.split("_")[1])::n] if split.startswith("train_") else kept  # size_part parts
+            if not part:
+                raise DataError(f"size_part {n} is more than the {len(kept)} captioned videos of {name} in "
+                                f"video_dir {c.video_dir}: lower size_part")
+            store.select(part)
+        else:
+            store = VideoStore.from_tsv(os.path.join(self._dirs[name], f"{name}_{split}.tsv"), frames, c.size_img,
+                                        img_transform=c.img_transform, frame_column=c.frame_column,
+                                        skip_bad=c.skip_bad)
+        self.part_stores.append(store)
 
         def encode(item, train, rng):
             captions = caps.get(item["video"])
@@ -128,12 +165,12 @@ class Pretrain(Task):
                                 f"(row {item['row']} of {store.path}; got {captions!r})")
             return self.encode_caption(captions, rng)
         # the part in the seed: rows with the same number in two parts draw different masks/crops
-        return ItemDataset(RowItems(len(store.tsv)), store, encode, split.startswith("train"),
+        return ItemDataset(RowItems(store.n_rows()), store, encode, split.startswith("train"),
                            seed=f"{c.seed}/{name}_{split}")
 
     def build_datasets(self):
         c = self.cfg
-        self._dirs = self.data_dirs()
+        self._dirs, self._kept = self.data_dirs(), {}
         names = list(self._dirs)
         self._captions = {n: load_annotation_file(os.path.join(d, f"txt_{n}.json")) for n, d in self._dirs.items()}
         if c.size_epoch > 0:

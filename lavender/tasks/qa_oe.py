@@ -9,6 +9,8 @@ Metrics (docs/original.md#open-ended-qa-accuracies), all over every question of 
   ac_1_valid   top-1 over only the questions whose answer is one vocabulary token (optimistic)
   n_invalid    questions without a label: multi-token/OOV answers, and FiB blanks cut off by size_txt
 """
+import logging
+
 import torch
 
 from ..data.annotations import load_annotation_file
@@ -17,6 +19,8 @@ from ..errors import ConfigError, DataError
 from ..metrics import accuracy, topk_hits
 from .base import Task
 from .registry import register
+
+log = logging.getLogger("lavender")
 
 
 @register("qaoe")
@@ -49,6 +53,24 @@ class QAOpenEnded(Task):
         self.label2ans = {v: k for k, v in a2l.items()} if a2l else None
         self.set_fib(any("[MASK]" in it.get("question", "") for ds in self.datasets.values()
                          for it in ds.items[:50]))
+        self.warn_unanswerable()
+
+    def warn_unanswerable(self):
+        """At start-up, not after the first evaluation: the share of each split whose answer is not one
+        vocabulary token (the MLM head cannot produce it: no label, counted wrong as `n_invalid`)."""
+        if self.cfg.head != "mlm":  # the baseline head's answers are its classes
+            return
+        ids, lines = {}, []
+        for split, ds in self.datasets.items():
+            words = [self.answer_word(it) for it in ds.items]
+            bad = [w for w in words if ids.setdefault(w, self.single_token(w)) < 0]
+            if bad:
+                lines.append(f"{split} {len(bad)} of {len(words)} ({100 * len(bad) / len(words):.1f}%)")
+        if lines:
+            worst = sorted({w for w, i in ids.items() if i < 0})[:5]
+            log.warning("%s: answers that are not one vocabulary token, which the MLM head cannot produce (no "
+                        "label; counted wrong, n_invalid): %s; e.g. %s", self.annotation_path(), ", ".join(lines),
+                        worst)
 
     def set_fib(self, fib):
         """Fill-in-the-blank (the question holds the literal [MASK]) or a question with the answer after it."""
