@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
-from lavender.data.video_files import list_videos, read_video_fields  # noqa: E402
+from lavender.data.video_files import VIDEO_EXTS, list_videos, read_video_fields  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
 
 
