@@ -1,4 +1,6 @@
-"""The demo dataset generator at a tiny size: every file, in the documented formats."""
+"""The demo dataset generator at a tiny size: every file, in the documented formats, byte-identical from
+run to run."""
+import hashlib
 import importlib.util
 import json
 import sys
@@ -14,15 +16,66 @@ from lavender.data.annotations import load_annotation_file, load_annotations
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def _tool():
     spec = importlib.util.spec_from_file_location("_tool_make_demo_data", TOOLS / "make_demo_data.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
+    return mod
+
+
+SMALL = dict(n_videos=24, sample=6, seed=3, size_part=2, verbose=False)
+
+# sha256 of the small world (SMALL), see digest(): the text files (annotations, captions, README.txt,
+# yamls) depend on the seed and numpy's Generator only; the whole tree (mp4, JPEG frames in the TSVs)
+# also on the encoders, so its checksum is checked with the library versions it was recorded with.
+TEXT_SHA256 = "78973fbad2dd72e61a39c8581c5a050dce954ca1d603dc7fe68a471475556141"
+ALL_SHA256 = "175e43b39d66d54c085c544d0b5b0b4bcd1241a837e276e10af3a422ee5abf6f"
+ALL_VERSIONS = "av 18.1.0 libavcodec 62.28.102 pillow 13.0.0 opencv 5.1.0 numpy 2.4.6"
+TEXT_FILES = ("*.json", "*.txt", "*.yaml", "*.caption.tsv", "*.linelist.tsv")
+
+
+def digest(out, patterns=("*",)):
+    """sha256 over (relative path, bytes) of the files under `out` matching `patterns`, in sorted order."""
+    files = sorted({p for pat in patterns for p in Path(out).rglob(pat) if p.is_file()})
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(out).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def library_versions() -> str:
+    import av
+    import cv2
+    import numpy
+    import PIL
+    return (f"av {av.__version__} libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))} "
+            f"pillow {PIL.__version__} opencv {cv2.__version__} numpy {numpy.__version__}")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    base = mod.make_demo(out, n_videos=24, sample=6, workers=2, seed=3, size_part=2, verbose=False)
+    base = _tool().make_demo(out, workers=2, **SMALL)
     return out, base
+
+
+def test_two_runs_are_byte_identical(demo, tmp_path):
+    """Another run (one worker instead of two) writes the same bytes in every file, mp4s included."""
+    out, _ = demo
+    _tool().make_demo(tmp_path, workers=1, **SMALL)
+    a = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    b = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert a == b
+    assert [n for n in a if (out / n).read_bytes() != (tmp_path / n).read_bytes()] == []
+
+
+def test_checksum(demo):
+    out, _ = demo
+    assert digest(out, TEXT_FILES) == TEXT_SHA256
+    if library_versions() != ALL_VERSIONS:
+        pytest.skip(f"whole-tree checksum recorded with {ALL_VERSIONS}; here {library_versions()}")
+    assert digest(out) == ALL_SHA256
 
 
 def test_files_exist(demo):
