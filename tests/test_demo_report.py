@@ -124,3 +124,22 @@ def test_quick_run_through_the_real_script(tool, tmp_path):
     rec = json.loads((tmp_path / "runs" / "qa" / "seed0" / "report_run.json").read_text())
     assert rec["returncode"] == 0 and "--max_steps 2" in rec["command"] and rec["wall_s"] > 0
     assert tool.main(argv + ["--report_only"]) == 0
+
+
+def test_caption_content_reads_the_demo_words(tool, tmp_path):
+    assert tool.caption_facts("a small red circle moves left next to a blue square") == ("red", "circle", "left")
+    assert tool.caption_facts("the circle changes from red to white, one shape in total") == ("red", "circle",
+                                                                                              "change")
+    folder = tmp_path / "_demo-cap_1"
+    (folder / "caption_predictions").mkdir(parents=True)
+    refs = {"v1": ["a big red circle moves up", "the red circle is moving up, one shape in total"],
+            "v2": ["a small blue square turns red", "the square changes from blue to red, one shape in total"]}
+    (folder / "predictions_test.json").write_text(json.dumps({"predictions": [
+        {"video": k, "caption": "", "references": r} for k, r in refs.items()]}))
+    for ep, caps in ((1, {"v1": "a big red square moves up", "v2": "a big blue square moves up"}),
+                     (2, {"v1": "the red circle is moving up, one shape", "v2": "the blue square is moving up"})):
+        (folder / "caption_predictions" / f"ep{ep}_pred.demo_cap.test.max16.tsv").write_text(
+            "".join(f"{k}\t{json.dumps([{'caption': c, 'conf': 0.5}])}\n" for k, c in caps.items()))
+    out = tool.caption_content([{"run_folder": str(folder)}])
+    assert out[1] == {"colour": [1.0], "shape": [0.5], "action": [0.5], "phrasing 2": [0.0]}
+    assert out[2] == {"colour": [1.0], "shape": [1.0], "action": [0.5], "phrasing 2": [1.0]}
