@@ -225,7 +225,7 @@ def criterion_threshold(demo, bases):
     key, op, thr = demo.criterion[:3]
     if thr == "majority":
         thr = next(b.value for b in bases if b.metric == key)
-        return key, op, thr, f"above the majority index on every seed"
+        return key, op, thr, "above the majority index on every seed"
     if thr == "half_chance":
         thr = next(b.value for b in bases if b.metric == key) / 2
         return key, op, thr, f"median rank ≤ half of chance ({thr:g}) on every seed"
