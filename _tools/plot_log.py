@@ -107,7 +107,7 @@ def read_steps(path):
     steps = sorted(by_step)
     keys = []
     for s in steps:
-        keys += [k for k in by_step[s] if k not in ("epoch", "step") and k not in keys]
+        keys += [k for k in by_step[s] if k not in ("epoch", "step", "task") and k not in keys]
     panels = {}
     for k in keys:
         width = max(len(v) if isinstance(v, list) else 1 for v in (by_step[s].get(k) for s in steps))

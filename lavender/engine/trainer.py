@@ -105,6 +105,7 @@ class Trainer:
                 find_unused_parameters=True)
         self.epoch, self.global_step = 1, 0
         self.running = RunningStats()
+        self.grad_norm = None  # total gradient norm of the last update (a tensor), when max_grad_norm > 0
         self.train_loader = None
         # CPU: no page faults on every step's activations (see host_memory)
         self.heap = RetainedHeap() if self.device.type == "cpu" else None
@@ -195,7 +196,7 @@ class Trainer:
                 accum = 0
                 if cfg.logging_steps and self.global_step % cfg.logging_steps == 0:
                     loss_now = self.running.recent(cfg.logging_steps)
-                    self._log_step(epoch, loss_now)
+                    self._log_step(epoch, loss_now, batch.get("task"))
                     if pbar:
                         pbar.set_postfix(loss=f"{loss_now:.4f}", lr=f"{self.scheduler.get_last_lr()[-1]:.2e}")
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
@@ -233,6 +234,7 @@ class Trainer:
     def _optimizer_step(self, empty=False):
         """One update; `empty` (no targets): none, as the original's loss scaler skipped its NaN loss, while the
         schedule advances as the original's did."""
+        self.grad_norm = None
         if not empty:
             self._update()
         with warnings.catch_warnings():  # an empty first step: torch warns that no optimizer.step came first
@@ -247,7 +249,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            # kept as a tensor: read (one host sync) only at logging steps
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         if self.scaler.is_enabled():
             # The scale drops exactly when the scaler found non-finite gradients and skipped the step.
@@ -259,15 +262,21 @@ class Trainer:
         else:
             self.scaler.update()
 
-    def _log_step(self, epoch, loss):
+    def _log_step(self, epoch, loss, task=None):
+        """`loss`: the mean over the last logging_steps; `grad_norm` (before clipping) and `task` (multi-task:
+        the member the batch served) are those of the step itself."""
         rec = {"epoch": epoch, "step": self.global_step, "loss": float(loss), "lr": self.scheduler.get_last_lr()}
+        if self.grad_norm is not None:
+            rec["grad_norm"] = float(self.grad_norm)
+        if task is not None:
+            rec["task"] = task
         if self.scaler.is_enabled():
             rec["n_skipped_steps"] = int(self.running.skipped)
         if self.device.type == "cuda":
             rec["max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.step_log.append(rec)
         if self.events:
-            values = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch", "lr")}
+            values = {f"train/{k}": v for k, v in rec.items() if k not in ("step", "epoch", "lr", "task")}
             self.events.scalars(self.global_step, {**values, "train/lr": max(rec["lr"])})
 
     # ------------------------------------------------------------------ evaluation

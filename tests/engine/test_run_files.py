@@ -69,7 +69,8 @@ def test_safetensors_weights_load_like_the_pt_ones(world, tmp_path):
 
 
 def test_the_schedule_ends_at_max_steps_and_tensorboard_holds_the_log(world, tmp_path):
-    log, d = _run(world, tmp_path / "s", size_epoch=5, size_batch=2, max_steps=10, logging_steps=1, lr=1e-3)
+    log, d = _run(world, tmp_path / "s", size_epoch=5, size_batch=2, max_steps=10, logging_steps=1, lr=1e-3,
+                  max_grad_norm=1.0)
     steps = [json.loads(line) for line in open(os.path.join(d, "log_steps.jsonl"))]
     lrs = [max(s["lr"]) for s in steps]
     assert [s["step"] for s in steps] == list(range(1, 11))
@@ -79,6 +80,9 @@ def test_the_schedule_ends_at_max_steps_and_tensorboard_holds_the_log(world, tmp
     assert "max_steps" not in RESUME_FREE_KEYS  # it changes the schedule: a resume must keep it
     events = read_events(glob.glob(os.path.join(d, "events.out.tfevents.*"))[0])
     losses = {s: v for s, tag, v in events if tag == "train/loss"}
+    # each record carries its step's gradient norm before clipping (max_grad_norm > 0), in the events too
+    norms = {s: v for s, tag, v in events if tag == "train/grad_norm"}
+    assert all(s["grad_norm"] > 0 for s in steps) and norms == pytest.approx({s["step"]: s["grad_norm"] for s in steps})
     assert losses == pytest.approx({s["step"]: s["loss"] for s in steps}, rel=1e-6)
     val = [(s, v) for s, tag, v in events if tag == "val/ac_1"]
     assert [v for _, v in val] == pytest.approx(log["ac_1_vl"]) and val[-1][0] == 10

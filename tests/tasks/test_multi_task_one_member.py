@@ -33,7 +33,7 @@ def _steps(run_dir):
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_one_member_multi_task_run_is_the_single_task_run(world, tmp_path, family):
     name, keys = CASES[family]
-    common = dict(size_epoch=3, logging_steps=1, seed=5, n_workers=0)
+    common = dict(size_epoch=3, logging_steps=1, seed=5, n_workers=0, max_grad_norm=1.0)
     single = run(family, tiny_argv(world, tmp_path / "single", name, family, **common, **keys))
     multi = run("multi-task", tiny_argv(world, tmp_path / "multi", "tiny-multi", "multi-task",
                                         datasets=[{"type": family, "task": name, **keys}], **common))
@@ -45,6 +45,8 @@ def test_one_member_multi_task_run_is_the_single_task_run(world, tmp_path, famil
         assert (x["epoch"], x["step"]) == (y["epoch"], y["step"])
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-6, abs=1e-7), (x, y)
         assert x["lr"] == pytest.approx(y["lr"], rel=1e-9)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-5)
+        assert y["task"] == name and "task" not in x  # the member each multi-task step served
 
     # A multi-task run, like the original's, also evaluates the starting weights (epoch 0); so does captioning.
     assert multi["epoch"] == [0, 1, 2, 3] and single["epoch"] == ([0, 1, 2, 3] if family == "captioning" else [1, 2, 3])
