@@ -99,11 +99,11 @@ DEMOS = {d.name: d for d in (
     Demo("qamc", "main_qamc_mlm.py", "_args/args_demo-qamc.json", "demo-qamc", MC_M, "qamc",
          "option index at the [MASK] (TGIF style)", criterion=("ac_ts", ">", "majority")),
     Demo("retrieval", "main_retrieval_tsv.py", "_args/args_demo-retrieval.json", "demo-retrieval", RET_M,
-         "retrieval", "text-to-video retrieval", criterion=("median_rank_ts", "<=", "half_chance")),
+         "retrieval", "text-to-video retrieval", warm_from="qa", criterion=("median_rank_ts", "<=", "half_chance")),
     Demo("pretrain", "main_pretrain_mlm.py", "_args/args_demo-pretrain.json", "demo-pretrain", PRE_M,
          "pretrain", "pretraining (MTM + VTM)"),
     Demo("caption", "main_caption.py", "_args/args_demo-cap.json", "demo-cap", CAP_M, "caption",
-         "captioning", criterion=("CIDEr_ts", ">=", 1.2)),
+         "captioning", warm_from="qa", criterion=("CIDEr_ts", ">=", 1.2)),
     Demo("multi-task", "main_multi_task_mlm.py", "_args/args_demo-multi-task.json", "demo-multi-task",
          MULTI_M, "multi", "multi-task (QA, true/false MC, option-index MC, retrieval; one MLM head)",
          quick=False),
@@ -517,6 +517,45 @@ def write_report(a, demos, seeds, results, info) -> str:
     return text
 
 
+README_START, README_END = "<!-- demo_report: start -->", "<!-- demo_report: end -->"
+
+
+def readme_table(a, demos, seeds, results, info) -> str:
+    """The README's demo table: per demo its command, final metric over seeds and baseline."""
+    out = Path(a.out)
+    lines = [f"Over seeds {', '.join(map(str, seeds))} on {info['machine']['cpus']} CPU cores "
+             f"({info['machine']['cpu']}), commit `{info['commit']['short']}`"
+             f"{' (with uncommitted changes)' if info['commit']['dirty'] else ''}, {info['date'][:10]}: written by "
+             f"`python _tools/demo_report.py {info['argv']}`; per epoch, per seed and with plots in "
+             f"[{out.name}]({out.as_posix()}).", "",
+             "| demo | command | final metric: mean (min–max) over seeds | video-blind baseline | wall time per run |",
+             "|---|---|---|---|---|"]
+    for demo in demos:
+        res = results[demo.name]
+        main, rows = demo.metrics[0], res["summary"].get(demo.metrics[0].key)
+        if not rows:
+            continue
+        last, walls = rows[-1], [r["wall_s"] for r in res["records"]]
+        base = "; ".join(f"{fmt(b.value, main)} ({b.label})" for b in res["baselines"] if b.metric == main.key)
+        cmd = res["command"].replace("python ", "", 1).replace(" --seed N", "")
+        lines.append(f"| [{demo.name}]({out.as_posix()}#{demo.name}) | `{cmd}` | {main.label}: "
+                     f"{fmt(last['mean'], main)} ({fmt(last['min'], main)}–{fmt(last['max'], main)}) after "
+                     f"epoch {last['epoch']} | {base or '—'} | {statistics.fmean(walls) / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def update_readme(path, table):
+    """Replace what lies between the README's demo_report markers (atomically)."""
+    text = Path(path).read_text()
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise SystemExit(f"error: {path}: needs one '{README_START}' and one '{README_END}' line")
+    head, rest = text.split(README_START)
+    tail = rest.split(README_END)[1]
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
@@ -536,6 +575,8 @@ def main(argv=None) -> int:
                     help="keep finished runs of the same command even if the code or config changed since "
                          "(the report says so); for looking at old runs, not for the published tables")
     ap.add_argument("--no_plots", action="store_true")
+    ap.add_argument("--readme", default="", metavar="README.md",
+                    help="also write the demo table between this file's demo_report markers")
     a = ap.parse_args(argv)
     os.chdir(ROOT)
     seeds = a.seeds or ([0] if a.quick else [0, 1, 2])
@@ -572,6 +613,8 @@ def main(argv=None) -> int:
             "stale": [f"{r['demo']} seed {r['seed']}" for res in results.values() for r in res["records"]
                       if r.get("stale")]}
     text = write_report(a, demos, seeds, results, info)
+    if a.readme:
+        update_readme(a.readme, readme_table(a, demos, seeds, results, info))
     jpath = Path(a.json or Path(a.out).with_suffix(".json"))
     jpath.write_text(json.dumps({"info": info, "seeds": seeds, "quick": a.quick, "demos": {
         n: {"summary": r["summary"], "baselines": [dataclasses.asdict(b) for b in r["baselines"]],

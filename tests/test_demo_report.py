@@ -107,6 +107,19 @@ def test_seeds_warm_start_reuse_and_report(tool, tmp_path, monkeypatch):
     n = len(calls)
     assert tool.main(argv) == 0 and len(calls) == n
     assert tool.main(argv + ["--report_only"]) == 0 and len(calls) == n
+
+    # --readme: the table between the markers is replaced, the rest of the file kept
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tool.README_START}\nold table\n{tool.README_END}\nafter\n")
+    assert tool.main(argv + ["--report_only", "--readme", str(readme)]) == 0 and len(calls) == n
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{tool.README_START}\n") and text.endswith(f"{tool.README_END}\nafter\n")
+    assert "old table" not in text and "test ac_1: 50.0% (48.0%–52.0%) after epoch 2 | 19.5% (majority answer)" in text
+    assert "`main_retrieval_tsv.py --config _args/args_demo-retrieval.json --data_dir" in text
+    assert "--path_ckpt QA_BEST_CKPT`" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="demo_report: start"):
+        tool.main(argv + ["--report_only", "--readme", str(readme)])
     with pytest.raises(SystemExit, match="no finished run"):
         tool.main(argv + ["--report_only", "--args", "--lr 1e-4"])
     assert tool.main(argv + ["--only", "qa", "--args", "--lr 1e-4"]) == 0 and len(calls) == n + 2
