@@ -4,6 +4,7 @@
     python _tools/demo_report.py --only qa caption --seeds 0 1 2 3 4
     python _tools/demo_report.py --quick                  # a smoke run: 2 steps of every demo, one seed
     python _tools/demo_report.py --report_only            # tables and plots again from the runs kept
+    python _tools/demo_report.py --readme README.md       # also the README's demo table (between its markers)
 
 Each demo is driven only through its entry script's command line
 (``python main_X.py --config _args/args_demo-X.json --seed N --path_output DIR``) and read back from the
