@@ -390,8 +390,8 @@ def fmt(v, metric) -> str:
         return "—"
     if metric.percent:
         return f"{100 * v:.1f}%"
-    if "rank" in metric.key:
-        return f"{v:g}"
+    if "rank" in metric.key:  # ranks are whole or half numbers; a mean over seeds gets one decimal
+        return f"{v:g}" if v * 2 == round(v * 2) else f"{v:.1f}"
     return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
 
 
