@@ -629,4 +629,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(ROOT))
+    from lavender.run import main_guard  # one error line and exit code, as every tool
+    sys.exit(main_guard(main))
