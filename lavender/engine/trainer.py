@@ -140,7 +140,7 @@ class Trainer:
             self.step_log.trim(self.global_step)
             log.info("resumed from %s: epoch %d, batch %d, step %d", resume_file, self.epoch,
                      self.train_loader.pos if self.train_loader else 0, self.global_step)
-        elif cfg.size_epoch == 0 or cfg.path_ckpt or getattr(self.task, "eval_start", False):
+        elif cfg.size_epoch == 0 or cfg.path_ckpt or self.task.eval_start:
             self.evaluate(0)  # zero-shot (or evaluation-only) run; captioning and multi-task always, as the original
         for epoch in range(self.epoch, cfg.size_epoch + 1):
             self.epoch = epoch
