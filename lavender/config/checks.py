@@ -33,6 +33,9 @@ def validate(cfg):
             and cfg.kinetics not in (400, 600):
         raise ConfigError(f"vis_backbone_init 3d loads Kinetics-400 or -600 Video Swin weights: set kinetics to "
                           f"400 or 600 (got {cfg.kinetics})")
+    if cfg.task_temperature != DECLARED["task_temperature"].default and cfg.task_sampling != "temperature":
+        raise ConfigError(f"task_temperature {cfg.task_temperature} applies to task_sampling temperature only "
+                          f"(task_sampling is {cfg.task_sampling!r})")
     parts = cfg.size_part.values() if isinstance(cfg.size_part, dict) else [cfg.size_part]
     if any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in parts):
         raise ConfigError(f"size_part must be a number of parts >= 1, or a dict {{dataset: parts}}, "

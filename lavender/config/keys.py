@@ -215,8 +215,13 @@ KEYS = _keys(
          "original's)", family_key=_CAP, read_in=("tasks/caption.py",)),
     ours("mc_mode", Choice("auto", "digit", "truefalse"), "auto", "multiple choice: option-index digit (TGIF), "
          "true/false per option (MSRVTT/LSMDC-MC), or auto from the task name", read_in=("tasks/qa_mc.py",)),
-    ours("task_sampling", Choice("uniform", "proportional"), "uniform", "multi-task: which task a step serves, "
-         "uniformly (the original) or in proportion to the tasks' sizes", scope=_R,
+    ours("task_sampling", Choice("uniform", "proportional", "temperature"), "uniform", "multi-task: which task a "
+         "step serves: uniformly (the original), in proportion to the tasks' sizes, or to the sizes to the power "
+         "1 / task_temperature", scope=_R, read_in=("tasks/multi_task.py",)),
+    ours("task_temperature", Float(min=0, min_open=True), 2.0, "multi-task, task_sampling temperature: 1 is "
+         "proportional, larger tends to uniform", scope=_R, read_in=("tasks/multi_task.py",)),
+    ours("loss_weight", Float(min=0), 1.0, "multi-task: this task's loss is multiplied by it (in a datasets entry, "
+         "or for every task)", task_key="a task of a multi-task run (an entry of datasets)",
          read_in=("tasks/multi_task.py",)),
 ) + _keys(
     "optimisation",

@@ -68,19 +68,22 @@ class EpochLoader:
 class MetaLoader:
     """Several named loaders as one (the original's multi-task MetaLoader).
 
-    An epoch has as many steps as all members have batches; each step draws which member serves it,
-    uniformly (the original) or in proportion to the members' lengths, from an RNG seeded by
-    (seed, epoch) — the same sequence on every rank without communication. A member that runs out
-    starts its next pass; members keep their position across epochs. Batches get `batch["task"]`.
+    An epoch has as many steps as all members have batches; each step draws which member serves it:
+    uniformly (the original), in proportion to the members' lengths, or in proportion to the lengths to the
+    power 1 / `temperature` (temperature-scaled sampling: 1 is proportional, large tends to uniform), from an
+    RNG seeded by (seed, epoch) — the same sequence on every rank without communication. A member that runs
+    out starts its next pass; members keep their position across epochs. Batches get `batch["task"]`.
     """
 
-    def __init__(self, loaders, sampling="uniform", seed=0):
-        if sampling not in ("uniform", "proportional"):
-            raise ValueError(f"task_sampling must be 'uniform' or 'proportional', got {sampling!r}")
+    SAMPLING = ("uniform", "proportional", "temperature")
+
+    def __init__(self, loaders, sampling="uniform", seed=0, temperature=1.0):
+        if sampling not in self.SAMPLING:
+            raise ValueError(f"task_sampling must be one of {', '.join(self.SAMPLING)}, got {sampling!r}")
         empty = [name for name, ld in loaders.items() if len(ld) == 0]
         if empty:
             raise ValueError(f"no training batches for task(s) {empty}")
-        self.loaders, self.sampling, self.seed = dict(loaders), sampling, seed
+        self.loaders, self.sampling, self.seed, self.temperature = dict(loaders), sampling, seed, float(temperature)
         self.epoch, self.pos = 0, 0
         self._iters = {}
 
@@ -97,7 +100,11 @@ class MetaLoader:
     def schedule(self, epoch=None):
         """Which member serves each step of `epoch` (a list of names)."""
         names = list(self.loaders)
-        weights = [len(self.loaders[n]) for n in names] if self.sampling == "proportional" else None
+        weights = None
+        if self.sampling == "proportional":
+            weights = [len(self.loaders[n]) for n in names]
+        elif self.sampling == "temperature":
+            weights = [len(self.loaders[n]) ** (1.0 / self.temperature) for n in names]
         rng = random.Random(f"{self.seed}/{self.epoch if epoch is None else epoch}")
         return rng.choices(names, weights=weights, k=len(self))
 

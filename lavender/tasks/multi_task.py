@@ -8,11 +8,12 @@ task gets its original baseline head on the shared backbone (`main_multi_task_mu
 `fc` for the families that score pairs, retrieval and true/false MC such as LSMDC-MC; `fc_{type}_{task}` for
 the others; a family without a baseline head, captioning, keeps the MLM head).
 
-Each training step serves one task, drawn uniformly (the original) or in proportion to the tasks'
-train sizes (`task_sampling`); an epoch has as many steps as all tasks have batches. After each
-epoch every task's val/test is evaluated; `log.json` holds `{task}_{metric}_{vl|ts}` and `mean`
-(the mean of the tasks' main metrics / main_scale: accuracy, R@1 / 100, CIDEr), which picks `*_best.pt`; `best.json` records
-the best epoch of every task.
+Each training step serves one task, drawn uniformly (the original), in proportion to the tasks' train
+sizes, or to the sizes to the power 1 / `task_temperature` (`task_sampling`); an epoch has as many steps
+as all tasks have batches. A task's `loss_weight` scales its loss (docs/tasks.md#multi-task). After each
+epoch every task's val/test is evaluated; `log.json` holds `{task}_{metric}_{vl|ts}` and `mean` (the mean
+of the tasks' main metrics / main_scale: accuracy, R@1 / 100, CIDEr), which picks `*_best.pt`; `best.json`
+records the best epoch of every task.
 """
 import dataclasses
 import logging
@@ -48,6 +49,7 @@ class MultiTask(Task):
     main_metric = "mean"
     eval_start = True  # the original evaluates every task at step 0
     reads = tuple(TASK_KEYS) + tuple(FAMILY_KEYS)  # checked per member (entries), over the members (global) below
+    reads_itself = ("loss_weight",)  # task keys the multi-task run applies to its members, not they themselves
 
     @classmethod
     def variant(cls, cfg):
@@ -72,7 +74,7 @@ class MultiTask(Task):
                 if not families()[family].has_baseline_head:
                     sub.head = "mlm"  # the original's multi-head model keeps MLM captioning
                 cls = task_class(family, sub)
-                check_task_keys(entry, cls.reads, f"{family} ({cls.__name__})")
+                check_task_keys(entry, cls.reads + self.reads_itself, f"{family} ({cls.__name__})")
                 warn_unread_keys(entry, cls.reads, f"{family} ({cls.__name__})", f"{where}: ")
                 member = cls(sub, tokenizer, build_data)
             except ConfigError as e:
@@ -80,7 +82,8 @@ class MultiTask(Task):
             if cfg.head == "task_specific":
                 member.head_name = baseline_head_name(cls, sub)
             self.members[name] = member
-        read = {k for m in self.members.values() for k in m.reads}
+        self.loss_weights = {n: float(m.cfg.loss_weight) for n, m in self.members.items()}
+        read = {k for m in self.members.values() for k in m.reads} | set(self.reads_itself)
         check_task_keys(cfg, read, "none of its tasks", f"{cfg.config}: ")
         warn_unread_keys(cfg, read, "any of its tasks", f"{cfg.config}: ")
         super().__init__(cfg, tokenizer, build_data=False)
@@ -120,7 +123,7 @@ class MultiTask(Task):
         if split != "train":
             raise ValueError("multi-task evaluation runs per task (MultiTask.evaluate)")
         loaders = {n: m.loader("train", dist, device) for n, m in self.members.items()}
-        self._meta = MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed)
+        self._meta = MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed, self.cfg.task_temperature)
         return self._meta
 
     def train_step(self, model, batch, step=None):
@@ -129,7 +132,10 @@ class MultiTask(Task):
             step = dataclasses.replace(step, batches=self._meta.loaders[name].batches_served())
         loss, stats = self.members[name].train_step(model, batch, step)
         out = {f"{name}_ls": loss.detach(), **{f"{name}_{k}": v for k, v in stats.items() if k != TARGETS}}
-        return loss, {**out, **({TARGETS: stats[TARGETS]} if TARGETS in stats else {})}
+        if TARGETS in stats:
+            out[TARGETS] = stats[TARGETS]
+        weight = self.loss_weights[name]  # the task's own loss is logged, the weighted one trains
+        return (loss * weight if weight != 1.0 else loss), out
 
     def evaluate(self, split, ctx):
         """Every task that has `split`, each writing its files into its own sub-folder of the run."""

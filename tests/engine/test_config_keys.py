@@ -93,7 +93,8 @@ def test_keys_a_task_does_not_read_are_refused(tmp_path):
         cfg = load_config(tiny_argv(world, tmp_path, task, type_, **extra))
         with pytest.raises(ConfigError, match=match):
             build_task(type_, cfg, tok)
-    assert set(TASK_KEYS) == {"mask_pos", "multi_clip_testing", "size_part", "pretrain_tasks", "data_ratio"}
+    assert set(TASK_KEYS) == {"mask_pos", "multi_clip_testing", "size_part", "pretrain_tasks", "data_ratio",
+                              "loss_weight"}
 
 
 def test_args_json_beside_the_checkpoint(tmp_path):

@@ -1,0 +1,84 @@
+"""Multi-task options against task imbalance: temperature-scaled task sampling (`task_sampling temperature`,
+`task_temperature`) and per-task loss weights (`loss_weight` in a datasets entry)."""
+import pytest
+import torch
+
+from lavender.config import load_config
+from lavender.data.collate import collate_dicts
+from lavender.engine.dist import DistInfo
+from lavender.engine.loader import EpochLoader, MetaLoader
+from lavender.errors import ConfigError
+from lavender.models.factory import create_model
+from lavender.tasks import build_task
+from lavender.tokenizer import load_tokenizer
+from tiny import make_color_world, tiny_argv
+
+
+class _Range:
+    def __init__(self, n):
+        self.n = n
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"index": i}
+
+
+def _share(sampling, temperature=1.0):
+    """The share of steps the small task gets over 30 epochs (batches 160 : 10)."""
+    d = DistInfo(0, 1)
+    loaders = {name: EpochLoader(_Range(n), collate_dicts, 1, d, shuffle=True, seed=3)
+               for name, n in (("big", 160), ("small", 10))}
+    m = MetaLoader(loaders, sampling, seed=5, temperature=temperature)
+    drawn = [t for e in range(1, 31) for t in m.schedule(e)]
+    return drawn.count("small") / len(drawn)
+
+
+def test_temperature_sampling_goes_from_proportional_to_uniform():
+    # proportional 1/17; T=2: sqrt(160):sqrt(10) = 4:1 -> 1/5; T=4: 2:1 -> 1/3; uniform 1/2
+    assert _share("proportional") == pytest.approx(1 / 17, abs=0.01)
+    assert _share("temperature", 1.0) == pytest.approx(1 / 17, abs=0.01)
+    assert _share("temperature", 2.0) == pytest.approx(1 / 5, abs=0.015)
+    assert _share("temperature", 4.0) == pytest.approx(1 / 3, abs=0.015)
+    assert _share("uniform") == pytest.approx(1 / 2, abs=0.015)
+    with pytest.raises(ValueError, match="temperature"):
+        MetaLoader({"a": None}, "softmax")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_color_world(str(tmp_path_factory.mktemp("world")), n_videos=16)
+
+
+def test_loss_weight_scales_its_tasks_loss(world, tmp_path):
+    entries = [{"type": "qaoe", "task": "tiny-qa", "loss_weight": 3.0},
+               {"type": "qamc", "task": "tiny-mc", "mc_mode": "truefalse"}]
+    cfg = load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=entries, n_workers=0))
+    task = build_task("multi-task", cfg, load_tokenizer(cfg.tokenizer))
+    assert task.loss_weights == {"tiny-qa": 3.0, "tiny-mc": 1.0}
+    model = create_model(cfg, heads=task.heads()).eval()  # no dropout: the same loss twice
+    member = task.members["tiny-qa"]
+    batch = next(iter(member.loader("train", DistInfo(0, 1), torch.device("cpu"))))
+    batch["task"] = "tiny-qa"
+    with torch.no_grad():
+        weighted, stats = task.train_step(model, batch)
+        plain, _ = member.train_step(model, batch)
+    assert weighted.item() == pytest.approx(3 * plain.item(), rel=1e-6)
+    assert stats["tiny-qa_ls"].item() == pytest.approx(plain.item(), rel=1e-6)  # the task's own loss is logged
+
+
+def test_the_options_are_refused_where_they_would_do_nothing(world, tmp_path):
+    with pytest.raises(ConfigError, match="loss_weight"):
+        build_task("qaoe", load_config(tiny_argv(world, tmp_path, "tiny-qa", "qaoe", loss_weight=2.0)), None)
+    entries = [{"type": "qaoe", "task": "tiny-qa"}]
+    with pytest.raises(ConfigError, match="task_temperature"):
+        load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", task_temperature=0.0, datasets=entries))
+    with pytest.raises(ConfigError, match="task_temperature 4.0 applies to task_sampling temperature"):
+        load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", task_temperature=4.0, datasets=entries))
+    cfg = load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", task_sampling="temperature",
+                                task_temperature=4.0, datasets=entries))
+    assert cfg.task_temperature == 4.0
