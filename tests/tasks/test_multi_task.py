@@ -124,6 +124,27 @@ def _meta(rank, world, sampling="uniform"):
     return MetaLoader(loaders, sampling, seed=5)
 
 
+def _share(sampling, temperature=1.0):
+    """The share of steps the small task gets over 30 epochs (batches 160 : 10)."""
+    d = DistInfo(0, 1)
+    loaders = {name: EpochLoader(_Range(n), collate_dicts, 1, d, shuffle=True, seed=3)
+               for name, n in (("big", 160), ("small", 10))}
+    m = MetaLoader(loaders, sampling, seed=5, temperature=temperature)
+    drawn = [t for e in range(1, 31) for t in m.schedule(e)]
+    return drawn.count("small") / len(drawn)
+
+
+def test_temperature_sampling_goes_from_proportional_to_uniform():
+    # proportional 1/17; T=2: sqrt(160):sqrt(10) = 4:1 -> 1/5; T=4: 2:1 -> 1/3; uniform 1/2
+    assert _share("proportional") == pytest.approx(1 / 17, abs=0.01)
+    assert _share("temperature", 1.0) == pytest.approx(1 / 17, abs=0.01)
+    assert _share("temperature", 2.0) == pytest.approx(1 / 5, abs=0.015)
+    assert _share("temperature", 4.0) == pytest.approx(1 / 3, abs=0.015)
+    assert _share("uniform") == pytest.approx(1 / 2, abs=0.015)
+    with pytest.raises(ValueError, match="temperature"):
+        MetaLoader({"a": None}, "softmax")
+
+
 def _schedule_worker(rank, world, init, out):
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     torch.manual_seed(rank)  # the schedule must not depend on a rank's global RNG

@@ -1,52 +1,15 @@
-"""Multi-task options against task imbalance: temperature-scaled task sampling (`task_sampling temperature`,
-`task_temperature`) and per-task loss weights (`loss_weight` in a datasets entry)."""
+"""Per-task loss weights (`loss_weight` in a datasets entry), and where the multi-task options are refused
+(temperature-scaled task sampling itself: tests/tasks/test_multi_task.py)."""
 import pytest
 import torch
 
 from lavender.config import load_config
-from lavender.data.collate import collate_dicts
 from lavender.engine.dist import DistInfo
-from lavender.engine.loader import EpochLoader, MetaLoader
 from lavender.errors import ConfigError
 from lavender.models.factory import create_model
 from lavender.tasks import build_task
 from lavender.tokenizer import load_tokenizer
 from tiny import make_color_world, tiny_argv
-
-
-class _Range:
-    def __init__(self, n):
-        self.n = n
-
-    def set_epoch(self, epoch):
-        pass
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return {"index": i}
-
-
-def _share(sampling, temperature=1.0):
-    """The share of steps the small task gets over 30 epochs (batches 160 : 10)."""
-    d = DistInfo(0, 1)
-    loaders = {name: EpochLoader(_Range(n), collate_dicts, 1, d, shuffle=True, seed=3)
-               for name, n in (("big", 160), ("small", 10))}
-    m = MetaLoader(loaders, sampling, seed=5, temperature=temperature)
-    drawn = [t for e in range(1, 31) for t in m.schedule(e)]
-    return drawn.count("small") / len(drawn)
-
-
-def test_temperature_sampling_goes_from_proportional_to_uniform():
-    # proportional 1/17; T=2: sqrt(160):sqrt(10) = 4:1 -> 1/5; T=4: 2:1 -> 1/3; uniform 1/2
-    assert _share("proportional") == pytest.approx(1 / 17, abs=0.01)
-    assert _share("temperature", 1.0) == pytest.approx(1 / 17, abs=0.01)
-    assert _share("temperature", 2.0) == pytest.approx(1 / 5, abs=0.015)
-    assert _share("temperature", 4.0) == pytest.approx(1 / 3, abs=0.015)
-    assert _share("uniform") == pytest.approx(1 / 2, abs=0.015)
-    with pytest.raises(ValueError, match="temperature"):
-        MetaLoader({"a": None}, "softmax")
 
 
 @pytest.fixture(scope="module")
