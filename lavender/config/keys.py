@@ -57,6 +57,7 @@ SECTIONS = {
 
 _T, _R = "task", "run"
 _CAP = "captioning"
+_MULTI = "a multi-task run (main_multi_task_mlm.py)"
 _BERT = "bert-base-uncased"
 
 
@@ -217,11 +218,11 @@ KEYS = _keys(
          "true/false per option (MSRVTT/LSMDC-MC), or auto from the task name", read_in=("tasks/qa_mc.py",)),
     ours("task_sampling", Choice("uniform", "proportional", "temperature"), "uniform", "multi-task: which task a "
          "step serves: uniformly (the original), in proportion to the tasks' sizes, or to the sizes to the power "
-         "1 / task_temperature", scope=_R, read_in=("tasks/multi_task.py",)),
+         "1 / task_temperature", scope=_R, task_key=_MULTI, read_in=("tasks/multi_task.py",)),
     ours("task_temperature", Float(min=0, min_open=True), 2.0, "multi-task, task_sampling temperature: 1 is "
-         "proportional, larger tends to uniform", scope=_R, read_in=("tasks/multi_task.py",)),
+         "proportional, larger tends to uniform", scope=_R, task_key=_MULTI, read_in=("tasks/multi_task.py",)),
     ours("loss_weight", Float(min=0), 1.0, "multi-task: this task's loss is multiplied by it (in a datasets entry, "
-         "or for every task)", task_key="a task of a multi-task run (an entry of datasets)",
+         "or for every task)", task_key=_MULTI,
          read_in=("tasks/multi_task.py",)),
 ) + _keys(
     "optimisation",

@@ -49,7 +49,7 @@ class MultiTask(Task):
     main_metric = "mean"
     eval_start = True  # the original evaluates every task at step 0
     reads = tuple(TASK_KEYS) + tuple(FAMILY_KEYS)  # checked per member (entries), over the members (global) below
-    reads_itself = ("loss_weight",)  # task keys the multi-task run applies to its members, not they themselves
+    reads_itself = ("loss_weight", "task_sampling", "task_temperature")  # task keys it applies, not its members
 
     @classmethod
     def variant(cls, cfg):

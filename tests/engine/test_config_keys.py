@@ -94,7 +94,7 @@ def test_keys_a_task_does_not_read_are_refused(tmp_path):
         with pytest.raises(ConfigError, match=match):
             build_task(type_, cfg, tok)
     assert set(TASK_KEYS) == {"mask_pos", "multi_clip_testing", "size_part", "pretrain_tasks", "data_ratio",
-                              "loss_weight"}
+                              "loss_weight", "task_sampling", "task_temperature"}
 
 
 def test_args_json_beside_the_checkpoint(tmp_path):

@@ -35,9 +35,13 @@ def test_loss_weight_scales_its_tasks_loss(world, tmp_path):
 
 
 def test_the_options_are_refused_where_they_would_do_nothing(world, tmp_path):
-    with pytest.raises(ConfigError, match="loss_weight"):
-        build_task("qaoe", load_config(tiny_argv(world, tmp_path, "tiny-qa", "qaoe", loss_weight=2.0)), None)
+    for key, value in (("loss_weight", 2.0), ("task_sampling", "proportional")):  # a single-task run
+        with pytest.raises(ConfigError, match=f"{key} .* applies to a multi-task run"):
+            build_task("qaoe", load_config(tiny_argv(world, tmp_path, "tiny-qa", "qaoe", **{key: value})), None)
     entries = [{"type": "qaoe", "task": "tiny-qa"}]
+    with pytest.raises(ConfigError, match="task_sampling"):  # the whole run's, not an entry's
+        build_task("multi-task", load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", datasets=[
+            {"type": "qaoe", "task": "tiny-qa", "task_sampling": "proportional"}])), None)
     with pytest.raises(ConfigError, match="task_temperature"):
         load_config(tiny_argv(world, tmp_path, "tiny-multi", "multi-task", task_temperature=0.0, datasets=entries))
     with pytest.raises(ConfigError, match="task_temperature 4.0 applies to task_sampling temperature"):
