@@ -10,15 +10,17 @@
 ``train`` / ``eval``: one training step (forward + backward + fused AdamW) / one evaluation forward
 (``torch.inference_mode``) of the task's own step on a synthetic batch of the config's shapes (random
 weights, random frames, random words in the task's text layout). Variants of the same model run
-interleaved in one process: ``base`` (what training runs: no activation checkpointing, SDPA fusion
-attention, eager), ``checkpoint`` (``use_checkpoint``), ``eager_attn`` (eager fusion attention), with
-``--compile`` ``compile`` (``torch.compile`` of the encoders), and on the CPU ``torch_dropout``
-(PyTorch's dropout instead of lavender/models/dropout.py's) and ``malloc_default`` (freed memory
-given back to the system as glibc does by default, lavender/engine/host_memory.py). Per variant:
+interleaved in one process: ``configured`` (what a run of the config does: its ``use_checkpoint``, SDPA
+fusion attention, eager), ``no_checkpoint`` / ``checkpoint_all`` (the other side of the config's
+``use_checkpoint``; ``checkpoint_N``, the first N Swin stages, through ``--variants``), ``eager_attn``
+(eager fusion attention), with ``--compile`` ``compile`` (``torch.compile`` of the encoders), and on
+the CPU ``torch_dropout`` (PyTorch's dropout instead of lavender/models/dropout.py's) and
+``malloc_default`` (freed memory given back to the system as glibc does by default,
+lavender/engine/host_memory.py). Per variant:
 samples/s, step time, peak memory, FLOP/s achieved (model FLOPs counted by ``FlopCounterMode``),
 efficiency = that / the rate of a large matmul at the same precision measured between the rounds of
 the same run, on a GPU MFU against the device's published dense bf16 peak, and the ratio of samples/s
-to ``base``. Then the step's own matrix products (shapes and strides recorded during the step) are
+to ``configured``. Then the step's own matrix products (shapes and strides recorded during the step) are
 replayed alone: their rate / the matmul rate is the ceiling the efficiency could reach if nothing
 but the matrix products took time.
 

@@ -135,7 +135,7 @@ def _apply_variant(model, name, compile_kw, configured_checkpoint=False):
 
 
 def _fill_memory_batch(args, mode, frac=0.8):
-    """The batch whose `base` step would use about `frac` of the GPU's memory, extrapolated from the
+    """The batch whose `configured` step would use about `frac` of the GPU's memory, extrapolated from the
     memory of a step at the starting batch (activations grow linearly with the batch)."""
     import gc
 
