@@ -19,6 +19,7 @@ BENCHMARKED = ("qaoe", "qamc", "retrieval")  # task families with a synthetic ba
 
 class Variant(NamedTuple):
     checkpoint: object = None    # Swin stages with activation checkpointing (None: as the config says)
+    keep: str = None             # what checkpointed blocks keep (checkpoint_keep; None: as the config says)
     attn: str = "sdpa"           # fusion-encoder attention
     compiled: bool = False       # torch.compile'd encoders
     fast_dropout: bool = True    # lavender.models.dropout's CPU path (False: PyTorch's dropout and SDPA)
@@ -28,6 +29,8 @@ class Variant(NamedTuple):
         """Whether this variant is run by default."""
         if self.compiled:
             return compile_requested
+        if self.keep is not None:  # another trade-off of a checkpointed configured step
+            return mode == "train" and bool(configured_checkpoint)
         if self.checkpoint is not None:  # the other side of the config's own choice
             return mode == "train" and bool(self.checkpoint) != bool(configured_checkpoint)
         if not self.fast_dropout:  # a CPU path, and dropout acts in training only
@@ -39,7 +42,9 @@ class Variant(NamedTuple):
 
 # `configured`: what a run of the config does (its use_checkpoint, SDPA fusion attention, the fast CPU dropout,
 # freed memory retained); every other variant changes one thing. `checkpoint_N` (N stages): --variants.
+# `keep_X`: checkpoint_keep X (the config's checkpointed stages; every stage if it checkpoints none).
 VARIANTS = {"configured": Variant(), "no_checkpoint": Variant(checkpoint=0), "checkpoint_all": Variant(checkpoint=True),
+            "keep_linear": Variant(keep="linear"), "keep_matmul": Variant(keep="matmul"),
             "eager_attn": Variant(attn="eager"), "compile": Variant(compiled=True),
             "torch_dropout": Variant(fast_dropout=False), "malloc_default": Variant(retain_memory=False),
             **{f"checkpoint_{n}": Variant(checkpoint=n) for n in (1, 2, 3)}}
@@ -120,13 +125,19 @@ def _model_setup(args, mode, n=0):
                               dtype=AMP_DTYPES.get(precision, torch.float32))
 
 
-def _apply_variant(model, name, compile_kw, configured_checkpoint=False):
+def _apply_variant(model, name, compile_kw, cfg):
+    """Set the model up as variant `name` of the run config `cfg` (its use_checkpoint, checkpoint_keep)."""
     from lavender.engine.host_memory import set_retain_freed_memory
     from lavender.models.dropout import set_fast_dropout
     from lavender.models.lavender import compile_encoders
 
     v = VARIANTS[name]
-    model.enc_img.swin.set_use_checkpoint(configured_checkpoint if v.checkpoint is None else v.checkpoint)
+    stages = cfg.use_checkpoint if v.checkpoint is None else v.checkpoint
+    keep = cfg.checkpoint_keep if v.keep is None else v.keep
+    if v.keep is not None and not stages:
+        stages = True  # keep_X of a config that checkpoints nothing: every stage
+    model.enc_img.swin.set_use_checkpoint(stages)
+    model.enc_img.swin.set_checkpoint_keep(keep)  # moot for stages not checkpointed
     model.set_attn_implementation(v.attn)
     compile_encoders(model, v.compiled, **compile_kw)
     set_fast_dropout(v.fast_dropout)
@@ -144,7 +155,7 @@ def _fill_memory_batch(args, mode, frac=0.8):
     if _require_device(args.device).type != "cuda":
         raise SystemExit("--fill_memory needs --device cuda")
     s = _model_setup(args, mode)
-    _apply_variant(s.model, "configured", {}, s.cfg.use_checkpoint)
+    _apply_variant(s.model, "configured", {}, s.cfg)
     s.step()
     with PeakMemory(s.dev) as pm:
         s.step()
@@ -184,7 +195,7 @@ def bench_model(args, mode, quiet=False) -> dict:
     compile_kw = {"backend": args.compile_backend} if getattr(args, "compile_backend", None) else {}
 
     def use(name):
-        _apply_variant(model, name, compile_kw, ckpt)
+        _apply_variant(model, name, compile_kw, s.cfg)
     ref = names[0]
     use(ref)  # the first steps of a process: allocation, kernel choice, optimizer state, compilation
     first = {ref: _warm_up(s.step, dev, args.warmup)}
@@ -220,7 +231,7 @@ def bench_model(args, mode, quiet=False) -> dict:
     rate = statistics.median(rates)
     res = {"mode": mode, "config": args.config, "device": str(dev), "device_name": device_name,
            "threads": torch.get_num_threads() if dev.type == "cpu" else None, "precision": s.precision,
-           "batch": s.batch, "use_checkpoint": ckpt, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
+           "batch": s.batch, "use_checkpoint": ckpt, "checkpoint_keep": s.cfg.checkpoint_keep, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
            "matmul_tflops_runs": [r / 1e12 for r in rates], "peak_bf16_tflops": peak_tf,
            "reference": ref, "first_steps_s": first[ref], "variants": {}}
     for name in names:
@@ -248,7 +259,8 @@ def bench_model(args, mode, quiet=False) -> dict:
 def _print_model(res, config_name):
     what = "train step (forward + backward + AdamW)" if res["mode"] == "train" else "eval forward"
     dev = res["device_name"] + (f", {res['threads']} threads" if res["threads"] else "")
-    print(f"{what} at {config_name} (use_checkpoint {res['use_checkpoint']}), batch {res['batch']}, "
+    print(f"{what} at {config_name} (use_checkpoint {res['use_checkpoint']}, checkpoint_keep "
+          f"{res['checkpoint_keep']}), batch {res['batch']}, "
           f"{res['precision']}, on {res['device']} ({dev})")
     print(f"  {res['gflop_per_sample']:.1f} GFLOP per sample (model FLOPs); matmul rate at {res['precision']}: "
           f"{res['matmul_tflops']:.3f} TFLOP/s (median of " + ", ".join(f"{r:.3f}" for r in res["matmul_tflops_runs"])

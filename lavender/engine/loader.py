@@ -77,13 +77,15 @@ class MetaLoader:
 
     SAMPLING = ("uniform", "proportional", "temperature")
 
-    def __init__(self, loaders, sampling="uniform", seed=0, temperature=1.0):
+    def __init__(self, loaders, sampling, seed, temperature=None):  # the values: task_sampling, seed, task_temperature
         if sampling not in self.SAMPLING:
             raise ValueError(f"task_sampling must be one of {', '.join(self.SAMPLING)}, got {sampling!r}")
+        if (sampling == "temperature") != (temperature is not None):
+            raise ValueError("a temperature goes with task_sampling temperature, and only with it")
         empty = [name for name, ld in loaders.items() if len(ld) == 0]
         if empty:
             raise ValueError(f"no training batches for task(s) {empty}")
-        self.loaders, self.sampling, self.seed, self.temperature = dict(loaders), sampling, seed, float(temperature)
+        self.loaders, self.sampling, self.seed, self.temperature = dict(loaders), sampling, seed, temperature
         self.epoch, self.pos = 0, 0
         self._iters = {}
 

@@ -58,7 +58,7 @@ def model_config(settings, bert_dir=None):
     """`ModelConfig` from run settings (a config, or a dict of config keys plus MODEL_EXTRAS)."""
     s = _settings(settings)
     swin = SwinConfig.from_size(s["vis_backbone_size"], s["swin_config"], size_img=s["size_img"],
-                                use_checkpoint=s["use_checkpoint"])
+                                use_checkpoint=s["use_checkpoint"], checkpoint_keep=s["checkpoint_keep"])
     name = s["fusion_encoder"] or s["txt_backbone"]
     bert = bert_settings(name, bert_dir, s["bert_config"])
     extras = {k: s[k] for k in MODEL_EXTRAS if k in s}

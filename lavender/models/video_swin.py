@@ -7,13 +7,14 @@ Differences from stock Video Swin, all kept on purpose to match the original's w
   N x N block of the full-window index (not an index rebuilt for the small window).
 """
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from operator import mul
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 from torch import nn
 
 from .dropout import Dropout, fast_dropout
@@ -47,6 +48,7 @@ class SwinConfig:
     patch_norm: bool = True
     in_chans: int = 3
     use_checkpoint: int = 0       # activation checkpointing of the first N stages (True: every stage)
+    checkpoint_keep: str = "none"  # what a checkpointed block keeps instead of recomputing (KEEP_OPS)
 
     @classmethod
     def from_size(cls, size="base", overrides=None, size_img=224, **kw):
@@ -308,6 +310,21 @@ class WindowPlan(NamedTuple):
     shifted: tuple      # ... and of the shifted windows
 
 
+# checkpoint_keep: the aten ops whose outputs a checkpointed block saves in its forward; the backward recomputes
+# only the rest (selective activation checkpointing). Matrix products are most of the recomputation's time
+# and a small part of its memory (docs/performance.md#activation-checkpointing).
+KEEP_OPS = {"none": (), "linear": ("mm", "addmm"), "matmul": ("mm", "addmm", "bmm")}
+
+
+def _keep_context(names):
+    """`context_fn` for torch.utils.checkpoint that saves the outputs of the aten ops `names`."""
+    ops = frozenset(getattr(torch.ops.aten, n).default for n in names)
+
+    def policy(ctx, op, *args, **kwargs):
+        return CheckpointPolicy.MUST_SAVE if op in ops else CheckpointPolicy.PREFER_RECOMPUTE
+    return partial(create_selective_checkpoint_contexts, policy)
+
+
 class BasicLayer(nn.Module):
     """One stage: ``depth`` blocks alternating plain/shifted windows, then optional PatchMerging."""
 
@@ -317,6 +334,7 @@ class BasicLayer(nn.Module):
         self.window_size = tuple(window_size)
         self.shift_size = tuple(i // 2 for i in window_size)
         self.use_checkpoint = use_checkpoint
+        self.keep = {}  # torch.utils.checkpoint keywords of a checkpointed block (set by SwinTransformer3D)
         self.blocks = nn.ModuleList([
             SwinTransformerBlock3D(dim, num_heads, window_size, (0, 0, 0) if i % 2 == 0 else self.shift_size,
                                    mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i])
@@ -342,7 +360,7 @@ class BasicLayer(nn.Module):
         x = x.permute(0, 2, 3, 4, 1)
         for blk in self.blocks:
             if self.use_checkpoint and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(blk, x, plan, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(blk, x, plan, use_reentrant=False, **self.keep)
             else:
                 x = blk(x, plan)
         if self.downsample is not None:
@@ -393,6 +411,7 @@ class SwinTransformer3D(nn.Module):
         self.norm = nn.LayerNorm(self.num_features)
         self.apply(_init_weights)
         self.set_use_checkpoint(cfg.use_checkpoint)
+        self.set_checkpoint_keep(cfg.checkpoint_keep)
 
     def set_use_checkpoint(self, stages):
         """Activation checkpointing of the first `stages` stages (their activations are the largest);
@@ -400,6 +419,14 @@ class SwinTransformer3D(nn.Module):
         n = self.num_layers if stages is True else int(stages)
         for i, layer in enumerate(self.layers):
             layer.use_checkpoint = i < n
+
+    def set_checkpoint_keep(self, keep):
+        """What checkpointed blocks keep of their forward (a `KEEP_OPS` name; "none": recompute it all)."""
+        if keep not in KEEP_OPS:
+            raise ValueError(f"checkpoint_keep {keep!r}: choose one of {sorted(KEEP_OPS)}")
+        kw = {"context_fn": _keep_context(KEEP_OPS[keep])} if KEEP_OPS[keep] else {}
+        for layer in self.layers:
+            layer.keep = kw
 
     def forward(self, x):
         x = self.pos_drop(self.patch_embed(x))

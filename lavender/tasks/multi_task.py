@@ -123,7 +123,8 @@ class MultiTask(Task):
         if split != "train":
             raise ValueError("multi-task evaluation runs per task (MultiTask.evaluate)")
         loaders = {n: m.loader("train", dist, device) for n, m in self.members.items()}
-        self._meta = MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed, self.cfg.task_temperature)
+        temperature = self.cfg.task_temperature if self.cfg.task_sampling == "temperature" else None
+        self._meta = MetaLoader(loaders, self.cfg.task_sampling, self.cfg.seed, temperature)
         return self._meta
 
     def train_step(self, model, batch, step=None):

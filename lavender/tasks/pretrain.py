@@ -220,8 +220,10 @@ class Pretrain(Task):
                 neg = [[j if j < i else j + 1 for j in torch.randperm(B - 1, generator=generator)[:O - 1].tolist()]
                        for i in range(B)]
                 neg = torch.tensor(neg, device=feat.device).view(-1)
-                hidden = self.fused(model, None, None, mask[neg], feat.repeat_interleave(O - 1, 0),
-                                    fmask.repeat_interleave(O - 1, 0), emb[neg])
+                # index_select, not emb[neg]: neg repeats captions, and the backward of an index with repeats
+                # sums in thread order on the CPU (runs drift apart); index_select's sums in a fixed order
+                hidden = self.fused(model, None, None, mask.index_select(0, neg), feat.repeat_interleave(O - 1, 0),
+                                    fmask.repeat_interleave(O - 1, 0), emb.index_select(0, neg))
                 last = torch.cat([last, hidden[:, -1].view(B, O - 1, -1)], 1)
             vtm_logits = model.mlm(last.reshape(B * O, -1))
             first = torch.arange(B * O, device=feat.device) % O == 0

@@ -31,6 +31,15 @@ def test_overrides_are_typed_from_the_json_value(tmp_path):
     assert cfg.data_dir == os.path.join(REPO_ROOT, "_datasets")  # config paths: relative to the repo
 
 
+def test_checkpoint_keep_needs_checkpointed_blocks(tmp_path):
+    base = ["--config", f"{ARGS}/args_msrvtt-qa.json", "--path_output", str(tmp_path)]
+    assert load_config(base + ["--checkpoint_keep", "linear"]).checkpoint_keep == "linear"  # use_checkpoint true
+    with pytest.raises(ConfigError, match="checkpoint_keep linear .* use_checkpoint false"):
+        load_config(base + ["--checkpoint_keep", "linear", "--use_checkpoint", "false"])
+    with pytest.raises(ConfigError, match="checkpoint_keep"):
+        load_config(base + ["--checkpoint_keep", "everything"])
+
+
 def test_unknown_key_suggests_the_closest(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'size_batch'"):
         load_config(["--config", f"{ARGS}/args_msrvtt-qa.json", "--size_bach", "8"])

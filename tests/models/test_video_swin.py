@@ -76,6 +76,49 @@ def test_use_checkpoint_same_output_and_grads():
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
+def _backward_ops(m, x):
+    """Output, every parameter's gradient, and how often each aten op ran during the backward pass."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    seen = Counter()
+    m.zero_grad()
+    torch.manual_seed(1)  # the same drop-path draws for every setting
+    y = m(x)
+    with Count():
+        y.square().mean().backward()
+    return y.detach(), [p.grad.clone() for p in m.parameters()], seen
+
+
+def test_checkpoint_keep_saves_the_chosen_products_and_changes_no_number():
+    """checkpoint_keep: a checkpointed block keeps the outputs of its linear layers (and attention's products)
+    instead of recomputing them; output and gradients equal those without checkpointing."""
+    torch.manual_seed(0)
+    m = SwinTransformer3D(tiny(drop_path_rate=0.3)).train()
+    x = torch.randn(2, 3, 2, 24, 24)
+    m.set_use_checkpoint(False)
+    y0, g0, plain = _backward_ops(m, x)
+    m.set_use_checkpoint(True)
+    runs = {}
+    for keep in ("none", "linear", "matmul"):
+        m.set_checkpoint_keep(keep)
+        y, g, runs[keep] = _backward_ops(m, x)
+        assert torch.equal(y, y0)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g, g0)), keep
+    linear = lambda c: c["mm"] + c["addmm"]  # noqa: E731
+    assert linear(runs["none"]) > linear(plain) and runs["none"]["bmm"] > plain["bmm"]  # the forward again
+    assert linear(runs["linear"]) == linear(plain) and runs["linear"]["bmm"] == runs["none"]["bmm"]
+    assert linear(runs["matmul"]) == linear(plain) and runs["matmul"]["bmm"] == plain["bmm"]
+    with pytest.raises(ValueError, match="checkpoint_keep 'all'"):
+        m.set_checkpoint_keep("all")
+
+
 def test_drop_path_only_in_training():
     torch.manual_seed(0)
     m = SwinTransformer3D(tiny(drop_path_rate=0.5))

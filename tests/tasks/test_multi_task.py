@@ -121,15 +121,15 @@ def _meta(rank, world, sampling="uniform"):
     d = DistInfo(rank, world)
     loaders = {name: EpochLoader(_Range(n), collate_dicts, 2, d, shuffle=True, seed=3)
                for name, n in (("a", 10), ("b", 4), ("c", 7))}
-    return MetaLoader(loaders, sampling, seed=5)
+    return MetaLoader(loaders, sampling, 5)
 
 
-def _share(sampling, temperature=1.0):
+def _share(sampling, temperature=None):
     """The share of steps the small task gets over 30 epochs (batches 160 : 10)."""
     d = DistInfo(0, 1)
     loaders = {name: EpochLoader(_Range(n), collate_dicts, 1, d, shuffle=True, seed=3)
                for name, n in (("big", 160), ("small", 10))}
-    m = MetaLoader(loaders, sampling, seed=5, temperature=temperature)
+    m = MetaLoader(loaders, sampling, 5, temperature)
     drawn = [t for e in range(1, 31) for t in m.schedule(e)]
     return drawn.count("small") / len(drawn)
 
@@ -142,7 +142,9 @@ def test_temperature_sampling_goes_from_proportional_to_uniform():
     assert _share("temperature", 4.0) == pytest.approx(1 / 3, abs=0.015)
     assert _share("uniform") == pytest.approx(1 / 2, abs=0.015)
     with pytest.raises(ValueError, match="temperature"):
-        MetaLoader({"a": None}, "softmax")
+        MetaLoader({"a": None}, "softmax", 5)
+    with pytest.raises(ValueError, match="a temperature goes with task_sampling temperature"):
+        MetaLoader({"a": None}, "temperature", 5)  # no default that could differ from task_temperature's
 
 
 def _schedule_worker(rank, world, init, out):

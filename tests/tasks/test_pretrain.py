@@ -130,3 +130,27 @@ def test_pretrain_tasks_select_the_objectives(pre_world, tmp_path, objectives):
     assert f"ls_{objectives[0]}_tr" in log and f"ls_{other}_tr" not in log
     assert f"ac_{objectives[0]}_vl" in log and f"ac_{other}_vl" not in log
     assert task.main_metric == f"ac_{objectives[0]}"
+
+
+def test_vtm_gradients_do_not_depend_on_thread_timing(pre_world, tmp_path):
+    """The VTM negatives reuse each caption for several videos; the gradient of that gather must be summed in a
+    fixed order, or two CPU runs of one command drift apart (docs/reliability.md#determinism)."""
+    from lavender.models.factory import create_model
+    bert = {"hidden_size": 384, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    cfg = load_config(_argv(pre_world, tmp_path, size_batch=8, size_txt=24, bert_config=bert, p_mask=0.0))
+    task = Pretrain(cfg, load_tokenizer(write_tiny_vocab(pre_world)[0]))
+    torch.manual_seed(0)
+    model = create_model(cfg, task.heads()).eval()  # eval: no dropout, so every pass computes the same thing
+    batch = task.collate([task.datasets["train"][i] for i in range(8)])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the gather's backward runs in parallel only with more than one thread
+    try:
+        grads = set()
+        for _ in range(40):
+            model.zero_grad()
+            losses, _ = task.losses(model, batch, torch.Generator().manual_seed(0))
+            losses["vtm"].backward()
+            grads.add(b"".join(q.grad.numpy().tobytes() for q in model.parameters() if q.grad is not None))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(grads) == 1
