@@ -12,8 +12,9 @@
 weights, random frames, random words in the task's text layout). Variants of the same model run
 interleaved in one process: ``configured`` (what a run of the config does: its ``use_checkpoint``, SDPA
 fusion attention, eager), ``no_checkpoint`` / ``checkpoint_all`` (the other side of the config's
-``use_checkpoint``; ``checkpoint_N``, the first N Swin stages, through ``--variants``), ``keep_linear`` /
-``keep_matmul`` (``checkpoint_keep``: checkpointed blocks keep their matrix products), ``eager_attn``
+``use_checkpoint``; ``checkpoint_N``, the first N Swin stages, through ``--variants``), ``keep_none`` /
+``keep_linear`` / ``keep_matmul`` (the other values of ``checkpoint_keep``: what checkpointed blocks keep
+instead of recomputing), ``eager_attn``
 (eager fusion attention), with ``--compile`` ``compile`` (``torch.compile`` of the encoders), and on
 the CPU ``torch_dropout`` (PyTorch's dropout instead of lavender/models/dropout.py's) and
 ``malloc_default`` (freed memory given back to the system as glibc does by default,

@@ -50,10 +50,10 @@ def _check_consistent(res):
 def test_train_and_eval_benchmarks(tmp_path):
     train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager", "--profile")
     # msrvtt-qa sets use_checkpoint true: "configured" is the checkpointed step, its other side is a variant
-    assert list(train["variants"]) == ["configured", "no_checkpoint", "keep_linear", "keep_matmul", "eager_attn",
+    assert list(train["variants"]) == ["configured", "no_checkpoint", "keep_none", "keep_matmul", "eager_attn",
                                        "compile", "torch_dropout", "malloc_default"]
     assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "configured"
-    assert train["use_checkpoint"] is True and train["checkpoint_keep"] == "none"
+    assert train["use_checkpoint"] is True and train["checkpoint_keep"] == "linear"
     _check_consistent(train)
     fams = {f["family"]: f for f in train["profile"]["families"]}
     assert fams["matrix products"]["calls"] > 0 and "optimizer (fused AdamW)" in fams
@@ -126,13 +126,14 @@ def test_variants_set_what_they_name():
     model = build_model(TINY_MODEL)
     swin = model.enc_img.swin
 
-    def state(name, use_checkpoint, keep="none"):
+    def state(name, use_checkpoint, keep="linear"):
         _apply_variant(model, name, {}, SimpleNamespace(use_checkpoint=use_checkpoint, checkpoint_keep=keep))
         return [layer.use_checkpoint for layer in swin.layers], [bool(layer.keep) for layer in swin.layers]
 
-    assert state("configured", True) == ([True] * 4, [False] * 4)
-    assert state("configured", 2, "linear") == ([True, True, False, False], [True] * 4)
+    assert state("configured", True, "none") == ([True] * 4, [False] * 4)
+    assert state("configured", 2) == ([True, True, False, False], [True] * 4)
     assert state("no_checkpoint", True)[0] == [False] * 4
-    assert state("keep_linear", True) == ([True] * 4, [True] * 4)
+    assert state("keep_none", True) == ([True] * 4, [False] * 4)
+    assert state("keep_linear", True, "none") == ([True] * 4, [True] * 4)
     assert state("keep_matmul", False) == ([True] * 4, [True] * 4)  # a config without checkpointing: every stage
     assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], [True] * 4)

@@ -25,14 +25,14 @@ class Variant(NamedTuple):
     fast_dropout: bool = True    # lavender.models.dropout's CPU path (False: PyTorch's dropout and SDPA)
     retain_memory: bool = True   # CPU: freed memory stays in the heap (lavender.engine.host_memory)
 
-    def applies(self, mode, dev, compile_requested, configured_checkpoint):
-        """Whether this variant is run by default."""
+    def applies(self, mode, dev, compile_requested, cfg):
+        """Whether this variant is run by default for the run config `cfg`."""
         if self.compiled:
             return compile_requested
         if self.keep is not None:  # another trade-off of a checkpointed configured step
-            return mode == "train" and bool(configured_checkpoint)
+            return mode == "train" and bool(cfg.use_checkpoint) and self.keep != cfg.checkpoint_keep
         if self.checkpoint is not None:  # the other side of the config's own choice
-            return mode == "train" and bool(self.checkpoint) != bool(configured_checkpoint)
+            return mode == "train" and bool(self.checkpoint) != bool(cfg.use_checkpoint)
         if not self.fast_dropout:  # a CPU path, and dropout acts in training only
             return dev.type == "cpu" and mode == "train"
         if not self.retain_memory:
@@ -44,7 +44,7 @@ class Variant(NamedTuple):
 # freed memory retained); every other variant changes one thing. `checkpoint_N` (N stages): --variants.
 # `keep_X`: checkpoint_keep X (the config's checkpointed stages; every stage if it checkpoints none).
 VARIANTS = {"configured": Variant(), "no_checkpoint": Variant(checkpoint=0), "checkpoint_all": Variant(checkpoint=True),
-            "keep_linear": Variant(keep="linear"), "keep_matmul": Variant(keep="matmul"),
+            **{f"keep_{k}": Variant(keep=k) for k in ("none", "linear", "matmul")},
             "eager_attn": Variant(attn="eager"), "compile": Variant(compiled=True),
             "torch_dropout": Variant(fast_dropout=False), "malloc_default": Variant(retain_memory=False),
             **{f"checkpoint_{n}": Variant(checkpoint=n) for n in (1, 2, 3)}}
@@ -191,7 +191,7 @@ def bench_model(args, mode, quiet=False) -> dict:
     dev, model, ckpt = s.dev, s.model, s.cfg.use_checkpoint
     names = list(args.variants or [n for n, v in VARIANTS.items()
                                     if not n.startswith("checkpoint_") or n == "checkpoint_all"
-                                    if v.applies(mode, dev, args.compile, ckpt)])
+                                    if v.applies(mode, dev, args.compile, s.cfg)])
     compile_kw = {"backend": args.compile_backend} if getattr(args, "compile_backend", None) else {}
 
     def use(name):

@@ -36,7 +36,7 @@ def validate(cfg):
     if cfg.task_temperature != DECLARED["task_temperature"].default and cfg.task_sampling != "temperature":
         raise ConfigError(f"task_temperature {cfg.task_temperature} applies to task_sampling temperature only "
                           f"(task_sampling is {cfg.task_sampling!r})")
-    if cfg.checkpoint_keep != "none" and cfg.use_checkpoint in (False, 0):
+    if cfg.checkpoint_keep != DECLARED["checkpoint_keep"].default and cfg.use_checkpoint in (False, 0):
         raise ConfigError(f"checkpoint_keep {cfg.checkpoint_keep} chooses what checkpointed Swin blocks keep; "
                           f"with use_checkpoint false no block is checkpointed (set use_checkpoint too)")
     parts = cfg.size_part.values() if isinstance(cfg.size_part, dict) else [cfg.size_part]

@@ -48,7 +48,7 @@ class SwinConfig:
     patch_norm: bool = True
     in_chans: int = 3
     use_checkpoint: int = 0       # activation checkpointing of the first N stages (True: every stage)
-    checkpoint_keep: str = "none"  # what a checkpointed block keeps instead of recomputing (KEEP_OPS)
+    checkpoint_keep: str = "linear"  # what a checkpointed block keeps instead of recomputing (KEEP_OPS)
 
     @classmethod
     def from_size(cls, size="base", overrides=None, size_img=224, **kw):
@@ -311,9 +311,11 @@ class WindowPlan(NamedTuple):
 
 
 # checkpoint_keep: the aten ops whose outputs a checkpointed block saves in its forward; the backward recomputes
-# only the rest (selective activation checkpointing). Matrix products are most of the recomputation's time
-# and a small part of its memory (docs/performance.md#activation-checkpointing).
-KEEP_OPS = {"none": (), "linear": ("mm", "addmm"), "matmul": ("mm", "addmm", "bmm")}
+# only the rest (selective activation checkpointing). Matrix products are most of the recomputation's time;
+# keeping the linear layers' outputs did not raise the measured peak (docs/performance.md#activation-checkpointing).
+KEEP_OPS = {"none": (), "linear": ("mm", "addmm"),
+            "matmul": ("mm", "addmm", "bmm", "_scaled_dot_product_efficient_attention",  # GPU attention: SDPA
+                       "_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention")}
 
 
 def _keep_context(names):

@@ -32,10 +32,14 @@ def test_overrides_are_typed_from_the_json_value(tmp_path):
 
 
 def test_checkpoint_keep_needs_checkpointed_blocks(tmp_path):
+    from lavender.config import DEFAULTS
+    from lavender.models.video_swin import SwinConfig
+    assert SwinConfig().checkpoint_keep == DEFAULTS["checkpoint_keep"] == "linear"
     base = ["--config", f"{ARGS}/args_msrvtt-qa.json", "--path_output", str(tmp_path)]
-    assert load_config(base + ["--checkpoint_keep", "linear"]).checkpoint_keep == "linear"  # use_checkpoint true
-    with pytest.raises(ConfigError, match="checkpoint_keep linear .* use_checkpoint false"):
-        load_config(base + ["--checkpoint_keep", "linear", "--use_checkpoint", "false"])
+    assert load_config(base + ["--checkpoint_keep", "matmul"]).checkpoint_keep == "matmul"  # use_checkpoint true
+    assert load_config(base + ["--use_checkpoint", "false"]).checkpoint_keep == "linear"  # the default: moot
+    with pytest.raises(ConfigError, match="checkpoint_keep none .* use_checkpoint false"):
+        load_config(base + ["--checkpoint_keep", "none", "--use_checkpoint", "false"])
     with pytest.raises(ConfigError, match="checkpoint_keep"):
         load_config(base + ["--checkpoint_keep", "everything"])
 
