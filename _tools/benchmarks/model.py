@@ -188,7 +188,7 @@ def bench_model(args, mode, quiet=False) -> dict:
     import torch
 
     s = _model_setup(args, mode, _fill_memory_batch(args, mode) if getattr(args, "fill_memory", False) else 0)
-    dev, model, ckpt = s.dev, s.model, s.cfg.use_checkpoint
+    dev, model = s.dev, s.model
     names = list(args.variants or [n for n, v in VARIANTS.items()
                                     if not n.startswith("checkpoint_") or n == "checkpoint_all"
                                     if v.applies(mode, dev, args.compile, s.cfg)])
@@ -231,7 +231,8 @@ def bench_model(args, mode, quiet=False) -> dict:
     rate = statistics.median(rates)
     res = {"mode": mode, "config": args.config, "device": str(dev), "device_name": device_name,
            "threads": torch.get_num_threads() if dev.type == "cpu" else None, "precision": s.precision,
-           "batch": s.batch, "use_checkpoint": ckpt, "checkpoint_keep": s.cfg.checkpoint_keep, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
+           "batch": s.batch, "use_checkpoint": s.cfg.use_checkpoint, "checkpoint_keep": s.cfg.checkpoint_keep,
+           "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
            "matmul_tflops_runs": [r / 1e12 for r in rates], "peak_bf16_tflops": peak_tf,
            "reference": ref, "first_steps_s": first[ref], "variants": {}}
     for name in names:
