@@ -158,8 +158,8 @@ KEYS = _keys(
       read_in=("models/factory.py",)),
     ours("checkpoint_keep", Choice("none", "linear", "matmul"), "linear", "with use_checkpoint: what a "
          "checkpointed Swin block keeps instead of recomputing: none (recompute all, as the original), linear (its "
-         "linear layers' outputs: faster, same peak memory) or matmul (also attention's products: faster, more "
-         "memory); the same numbers either way", scope=_R, read_in=("models/factory.py",)),
+         "linear layers' outputs: faster, about 1% more peak memory) or matmul (also attention's products: more "
+         "memory); none and linear compute the same numbers bit for bit, matmul to within 1e-10", scope=_R, read_in=("models/factory.py",)),
     K("size_patch", Int(), 32, "unused", no_effect="the visual token grid follows from the frames and Video Swin "
       "(32 px per token); the original used it only to recompute that grid in pretraining"),
     K("is_decoder", Bool(), False, "decoder-style fusion encoder", not_built="is_decoder true (a decoder-style "

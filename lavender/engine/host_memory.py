@@ -39,8 +39,8 @@ def set_retain_freed_memory(retain: bool = True) -> bool:
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
-    if retain:  # the threshold is an int: INT_MAX means "never trim"
-        settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    if retain:  # -1 (as size_t: no size reaches it) never trims; INT_MAX did once 2.1 GB were free at the top
+        settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))
     else:
         settings = ((_M_MMAP_MAX, _GLIBC_MMAP_MAX), (_M_MMAP_THRESHOLD, _GLIBC_DYN_MMAP_THRESHOLD_MAX),
                     (_M_TRIM_THRESHOLD, 2 * _GLIBC_DYN_MMAP_THRESHOLD_MAX))
