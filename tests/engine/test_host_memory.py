@@ -52,24 +52,22 @@ def test_retained_heap_is_trimmed_when_the_resident_set_grows(monkeypatch):
     assert heap.trims == 2  # watched anew: base 1.0 GB, 1.4 stays under 1.45 x 1.0, 1.6 does not
 
 
-
 _FREE_AT_TOP = """
 import ctypes
-from lavender.engine.host_memory import set_retain_freed_memory
+from lavender.engine.host_memory import _resident_bytes, set_retain_freed_memory
 assert set_retain_freed_memory(True)
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.memset.argtypes, libc.free.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t], [ctypes.c_void_p]
 n = 2400 * 2 ** 20  # the top of the heap, freed at once, as at the end of a full-size step
 p = libc.malloc(n); libc.memset(p, 1, n); libc.free(p)
-with open("/proc/self/statm") as f:
-    print(int(f.read().split()[1]) * 4096)
+print(_resident_bytes())
 """
 
 
 def test_more_than_2_gb_freed_at_the_heaps_top_is_retained():
     """INT_MAX as glibc's trim threshold (2.1 GB) gave a full-size step's freed top back to the kernel,
-    so the next step faulted it in again (0.4-0.6 M page faults, 2-5 s of kernel time per step)."""
+    so the next step faulted it in again (measured at full size: 0.54-0.64 M page faults, 1.7-3.1 s of kernel time)."""
     import subprocess
     import sys
 
