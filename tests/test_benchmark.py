@@ -137,3 +137,23 @@ def test_variants_set_what_they_name():
     assert state("keep_linear", True, "none") == ([True] * 4, [True] * 4)
     assert state("keep_matmul", False) == ([True] * 4, [True] * 4)  # a config without checkpointing: every stage
     assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], [True] * 4)
+
+
+def test_profile_repeats_the_step_until_it_faults_in_no_memory():
+    """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in no
+    new memory, or the last of `tries`, with the page faults of each profiled step."""
+    _benchmark()  # puts _tools/ on sys.path
+    from benchmarks.profile import profile_step
+    calls = []
+
+    def step():
+        calls.append(torch.ones(8, 8) @ torch.ones(8, 8))
+
+    counter = iter([0, 500, 500, 900, 900, 900])  # (before, after) per profiled step: 500, 400, 0 faults
+    prof = profile_step(step, tries=4, faults=lambda: next(counter))
+    assert len(calls) == 3 and prof["page_faults"] == [500, 400, 0]
+    assert "matrix products" in {f["family"] for f in prof["families"]}
+    growing = iter(range(0, 1000, 100))
+    assert profile_step(step, tries=2, faults=lambda: next(growing))["page_faults"] == [100, 100]
+    assert profile_step(step, faults=lambda: None)["page_faults"] == [None]  # not counted: one step
+    assert len(calls) == 3 + 2 + 1
