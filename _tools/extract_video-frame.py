@@ -14,13 +14,15 @@ KEPT with K frames, some repeated (the original formula does this), and listed a
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import pickle
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import worker_pool  # noqa: E402
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.errors import DataError  # noqa: E402
@@ -53,13 +55,7 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
                         f"nothing written")
     jobs = [(str(p), int(sample), resize) for p in paths]
     out, skipped, short = {}, [], []
-    if workers > 1 and len(jobs) > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers)
-        it = pool.imap(extract_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-    else:
-        pool, it = None, map(extract_one, jobs)
-    try:
+    with worker_pool.imap(extract_one, jobs, workers, chunksize=max(1, len(jobs) // (workers * 8))) as it:
         if progress:
             from tqdm import tqdm
             it = tqdm(it, total=len(jobs), desc=f"extract {Path(input_dir).name}", file=sys.stderr)
@@ -73,10 +69,6 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
             if n < sample:
                 short.append((p.name, n))
             out[vid] = b64s
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
     if not out:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise DataError(f"none of the {len(paths)} video file(s) in {input_dir} could be read ({reasons}"

@@ -18,7 +18,6 @@ import argparse
 import collections
 import importlib.util
 import json
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -27,10 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "_tools"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+import worker_pool  # noqa: E402
 from lavender.run import main_guard  # noqa: E402
 from lavender.data.sampling import extraction_indices  # noqa: E402
 from lavender.fileio import atomic_write  # noqa: E402
@@ -324,12 +325,9 @@ def make_demo(out_dir, n_videos: int = 600, sample: int = 8, workers: int = 2, s
         specs[vid] = spec
 
     jobs = [(str(vdir / f"{vid}.mp4"), specs[vid]) for vid in ids]
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            pool.map(_render_job, jobs, chunksize=8)
-    else:
-        for j in jobs:
-            _render_job(j)
+    with worker_pool.imap(_render_job, jobs, workers, chunksize=8) as it:
+        for _ in it:
+            pass
     log(f"rendered {n_videos} mp4 clips in {time.time() - t0:.1f}s")
 
     # the user's path: raw videos -> pkl -> tsv + lineidx + id2lineidx.pkl

@@ -30,13 +30,15 @@ import collections
 import csv
 import json
 import math
-import multiprocessing as mp
 import os
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import worker_pool  # noqa: E402
 
 from lavender.run import main_guard  # noqa: E402
 from lavender.data.tsv import scan_rows  # noqa: E402
@@ -186,21 +188,11 @@ def _probe(job):
 
 
 def _pool_map(fn, jobs, workers, desc, progress):
-    if workers > 1 and len(jobs) > 1:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers)
-        it = pool.imap_unordered(fn, jobs)
-    else:
-        pool, it = None, map(fn, jobs)
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(it, total=len(jobs), desc=desc, file=sys.stderr)
-    try:
+    with worker_pool.imap(fn, jobs, workers, ordered=False) as it:
+        if progress:
+            from tqdm import tqdm
+            it = tqdm(it, total=len(jobs), desc=desc, file=sys.stderr)
         yield from it
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
 
 
 def done_rows(partial):

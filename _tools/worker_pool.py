@@ -1,0 +1,51 @@
+"""The process pool of the video tools (extract_video-frame, prepare_dataset, make_demo_data).
+
+Its workers are not forked from the calling process. A fork copies the locks that other threads hold at
+that moment (FFmpeg's once PyAV has decoded, OpenMP's once torch has run) with no thread left to release
+them: with PyAV 18.1.1, `extract_video-frame.py`'s forked pool hung for good in a test process that had
+decoded a video before. Workers start from a fresh server process ("forkserver"; "spawn" where there is
+none), so a job function must be importable there: functions of a tool loaded by file path (names with
+'-', or under another module name) are loaded again by that path in each worker.
+"""
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing as mp
+import sys
+from contextlib import contextmanager
+
+
+def _load_by_path(name, path):
+    """Worker initializer: make module `name` (a tool loaded by file path) importable before any job."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+
+
+def start_method() -> str:
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+@contextmanager
+def imap(fn, jobs, workers: int, ordered: bool = True, chunksize: int = 1):
+    """Yield an iterator of fn(job) over `jobs`: in this process when `workers` <= 1 or there is one job,
+    else in a pool of `workers` processes (results in order, or as they finish when not `ordered`)."""
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        yield map(fn, jobs)
+        return
+    mod = sys.modules[fn.__module__]
+    init = () if fn.__module__ == "__main__" else (_load_by_path, (fn.__module__, mod.__file__))
+    pool = mp.get_context(start_method()).Pool(workers, *init)
+    try:
+        yield (pool.imap if ordered else pool.imap_unordered)(fn, jobs, chunksize)
+    except BaseException:
+        pool.terminate()  # the caller stopped reading: the jobs left are not wanted
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
