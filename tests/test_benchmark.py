@@ -119,6 +119,9 @@ def test_variants_set_what_they_name():
     """Each variant changes the configured model in its one way (checkpointed stages, what they keep)."""
     from types import SimpleNamespace
 
+    from torch.ops import aten
+    from torch.utils.checkpoint import CheckpointPolicy
+
     from lavender.models.factory import build_model
     from tiny import TINY_MODEL
     _benchmark()  # puts _tools/ on sys.path
@@ -126,18 +129,26 @@ def test_variants_set_what_they_name():
     model = build_model(TINY_MODEL)
     swin = model.enc_img.swin
 
+    def kept(layer):
+        """What a checkpointed block of `layer` keeps, asked of its selective-checkpoint policy."""
+        if not layer.keep:
+            return "none"
+        policy = layer.keep["context_fn"].args[0]
+        saves = [policy(None, op) == CheckpointPolicy.MUST_SAVE for op in (aten.mm.default, aten.bmm.default)]
+        return {(True, False): "linear", (True, True): "matmul"}[tuple(saves)]
+
     def state(name, use_checkpoint, keep="linear"):
         _apply_variant(model, name, {}, SimpleNamespace(use_checkpoint=use_checkpoint, checkpoint_keep=keep))
-        return [layer.use_checkpoint for layer in swin.layers], [bool(layer.keep) for layer in swin.layers]
+        return [layer.use_checkpoint for layer in swin.layers], [kept(layer) for layer in swin.layers]
 
-    assert state("configured", True, "none") == ([True] * 4, [False] * 4)
-    assert state("configured", 2) == ([True, True, False, False], [True] * 4)
+    assert state("configured", True, "none") == ([True] * 4, ["none"] * 4)
+    assert state("configured", 2) == ([True, True, False, False], ["linear"] * 4)
+    assert state("configured", True, "matmul") == ([True] * 4, ["matmul"] * 4)
     assert state("no_checkpoint", True)[0] == [False] * 4
-    assert state("keep_none", True) == ([True] * 4, [False] * 4)
-    assert state("keep_linear", True, "none") == ([True] * 4, [True] * 4)
-    assert state("keep_matmul", False) == ([True] * 4, [True] * 4)  # a config without checkpointing: every stage
-    assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], [True] * 4)
-
+    assert state("keep_none", True) == ([True] * 4, ["none"] * 4)
+    assert state("keep_linear", True, "matmul") == ([True] * 4, ["linear"] * 4)
+    assert state("keep_matmul", False) == ([True] * 4, ["matmul"] * 4)  # a config without checkpointing: every stage
+    assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], ["matmul"] * 4)
 
 def test_profile_repeats_the_step_until_it_faults_in_no_memory():
     """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in no
