@@ -11,8 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing as mp
+import os
 import sys
+import sysconfig
 from contextlib import contextmanager
+from pathlib import Path
+
+
+def _libraries():
+    """Names of the caller's imported modules from the Python installation or lavender/, in import order
+    (not tests or tools, whose import by name may not work or may do things)."""
+    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots = tuple(os.path.join(r, "") for r in roots | {str(Path(__file__).resolve().parents[1] / "lavender")})
+    return [name for name, mod in list(sys.modules.items())
+            if isinstance(getattr(mod, "__file__", None), str) and mod.__file__.startswith(roots)]
 
 
 def _load_by_path(name, path):
@@ -39,7 +51,13 @@ def imap(fn, jobs, workers: int, ordered: bool = True, chunksize: int = 1):
         return
     mod = sys.modules[fn.__module__]
     init = () if fn.__module__ == "__main__" else (_load_by_path, (fn.__module__, mod.__file__))
-    pool = mp.get_context(start_method()).Pool(workers, *init)
+    ctx = mp.get_context(start_method())
+    if ctx.get_start_method() == "forkserver":
+        # Each worker runs the caller's main module again: the server imports the caller's libraries
+        # once, so that the workers find them imported (make_demo_data.py, render + extraction pools:
+        # 5.3 + 1.7 s; without the preload 6.0 + 5.1 s; forked from the caller 2.8 + 1.7 s).
+        ctx.set_forkserver_preload(_libraries())
+    pool = ctx.Pool(workers, *init)
     try:
         yield (pool.imap if ordered else pool.imap_unordered)(fn, jobs, chunksize)
     except BaseException:
