@@ -1,11 +1,11 @@
 """The process pool of the video tools (extract_video-frame, prepare_dataset, make_demo_data).
 
-Its workers are not forked from the calling process. A fork copies the locks that other threads hold at
-that moment (FFmpeg's once PyAV has decoded, OpenMP's once torch has run) with no thread left to release
-them: with PyAV 18.1.1, `extract_video-frame.py`'s forked pool hung for good in a test process that had
-decoded a video before. Workers start from a fresh server process ("forkserver"; "spawn" where there is
-none), so a job function must be importable there: functions of a tool loaded by file path (names with
-'-', or under another module name) are loaded again by that path in each worker.
+Its workers are not forked from the calling process. A fork copies the locks that the caller's other
+threads hold at that moment with no thread left to release them: with PyAV 18.1.1, `extract_video-frame.py`'s
+forked pool hung for good in a test process that had decoded a video before. Workers start from a fresh
+server process ("forkserver"; "spawn" where there is none), so a job function must be importable there:
+functions of a tool loaded by file path (names with '-', or under another module name) are loaded again
+by that path in each worker.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def profile_step(step, tries=4, faults=minor_faults):
 
     The profiler's own allocations interleave with the step's on the heap, so its first steps grow the
     heap and touch fresh pages: measured at full size, 0.33-0.38 M page faults and 3-4 s of kernel time
-    per step, charged to whichever operators write new memory (softmax 1.3 s instead of 0.25 s)."""
+    per step, charged to whichever operators write new memory (softmax 1.3-1.5 s instead of 0.25 s)."""
     from torch.profiler import ProfilerActivity, profile
 
     counts = []
