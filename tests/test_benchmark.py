@@ -150,6 +150,7 @@ def test_variants_set_what_they_name():
     assert state("keep_matmul", False) == ([True] * 4, ["matmul"] * 4)  # a config without checkpointing: every stage
     assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], ["matmul"] * 4)
 
+
 def test_profile_repeats_the_step_until_it_faults_in_no_memory():
     """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in no
     new memory, or the last of `tries`, with the page faults of each profiled step."""
