@@ -55,10 +55,8 @@ def extract_videos(input_dir, output, sample: int, workers: int = 1, resize=None
                         f"nothing written")
     jobs = [(str(p), int(sample), resize) for p in paths]
     out, skipped, short = {}, [], []
-    with worker_pool.imap(extract_one, jobs, workers, chunksize=max(1, len(jobs) // (workers * 8))) as it:
-        if progress:
-            from tqdm import tqdm
-            it = tqdm(it, total=len(jobs), desc=f"extract {Path(input_dir).name}", file=sys.stderr)
+    with worker_pool.imap(extract_one, jobs, workers, chunksize=max(1, len(jobs) // (workers * 8)),
+                          desc=f"extract {Path(input_dir).name}" if progress else None) as it:
         for p, (vid, b64s, n, reason) in zip(paths, it):
             if b64s is None:
                 skipped.append((p.name, reason))

@@ -51,14 +51,7 @@ BG = (30, 30, 30)
 
 def _tool(name):
     """Import a _tools script (names may contain '-') as a module: the demo runs the user's path."""
-    mod_name = "_tool_" + name.replace("-", "_")
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, ROOT / "_tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = mod  # registered so its functions pickle into worker processes
-    spec.loader.exec_module(mod)
-    return mod
+    return worker_pool.load_module("_tool_" + name.replace("-", "_"), ROOT / "_tools" / f"{name}.py")
 
 
 # ----------------------------------------------------------------------------- world

@@ -187,14 +187,6 @@ def _probe(job):
         return vid, None, f"unreadable ({type(e).__name__}: {e})"
 
 
-def _pool_map(fn, jobs, workers, desc, progress):
-    with worker_pool.imap(fn, jobs, workers, ordered=False) as it:
-        if progress:
-            from tqdm import tqdm
-            it = tqdm(it, total=len(jobs), desc=desc, file=sys.stderr)
-        yield from it
-
-
 def done_rows(partial):
     """Video ids whose rows are complete in a partial store; a row cut short by a kill is removed."""
     if not os.path.exists(partial):
@@ -218,8 +210,9 @@ def build_store(files, tsv, sample, workers, progress):
     if done:
         print(f"resuming: {len(done)} videos already in {partial}, {len(jobs)} to go")
     skipped = {}
-    with open(partial, "ab") as f:
-        for vid, fields, why in _pool_map(_extract, jobs, workers, f"frames of {len(jobs)} videos", progress):
+    desc = f"frames of {len(jobs)} videos" if progress else None
+    with open(partial, "ab") as f, worker_pool.imap(_extract, jobs, workers, ordered=False, desc=desc) as it:
+        for vid, fields, why in it:
             if fields is None:
                 skipped[vid] = why
                 continue
@@ -376,8 +369,9 @@ def main(argv=None) -> int:
     if a.store == "tsv":
         skipped = build_store(wanted, os.path.join(a.out, f"img_{a.name}.tsv"), a.sample, a.workers, not a.no_progress)
     else:
-        skipped = {v: why for v, f, why in _pool_map(_probe, [(v, p, 0) for v, p in wanted.items()], a.workers,
-                                                      "probing videos", not a.no_progress) if f is None}
+        with worker_pool.imap(_probe, [(v, p, 0) for v, p in wanted.items()], a.workers, ordered=False,
+                              desc=None if a.no_progress else "probing videos") as it:
+            skipped = {v: why for v, f, why in it if f is None}
     dropped += [(e["line"], f"video {e['video']!r} skipped: {skipped[e['video']]}") for e in examples
                 if e["video"] in skipped]
     examples = [e for e in examples if e["video"] in wanted and e["video"] not in skipped]

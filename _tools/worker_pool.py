@@ -27,14 +27,23 @@ def _libraries():
             if isinstance(getattr(mod, "__file__", None), str) and mod.__file__.startswith(roots)]
 
 
-def _load_by_path(name, path):
-    """Worker initializer: make module `name` (a tool loaded by file path) importable before any job."""
+def load_module(name, path):
+    """The module at file `path` (a tool: names may contain '-') as `name`, registered in sys.modules so
+    that its functions pickle by name; in a worker, the initializer that makes them importable."""
     if name in sys.modules:
-        return
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
+    return mod
+
+
+def _progress(it, total, desc):
+    if desc is None:
+        return it
+    from tqdm import tqdm
+    return tqdm(it, total=total, desc=desc, file=sys.stderr)
 
 
 def start_method() -> str:
@@ -42,15 +51,16 @@ def start_method() -> str:
 
 
 @contextmanager
-def imap(fn, jobs, workers: int, ordered: bool = True, chunksize: int = 1):
+def imap(fn, jobs, workers: int, ordered: bool = True, chunksize: int = 1, desc: str | None = None):
     """Yield an iterator of fn(job) over `jobs`: in this process when `workers` <= 1 or there is one job,
-    else in a pool of `workers` processes (results in order, or as they finish when not `ordered`)."""
+    else in a pool of `workers` processes (results in order, or as they finish when not `ordered`); with
+    `desc`, behind a progress bar on stderr."""
     jobs = list(jobs)
     if workers <= 1 or len(jobs) <= 1:
-        yield map(fn, jobs)
+        yield _progress(map(fn, jobs), len(jobs), desc)
         return
     mod = sys.modules[fn.__module__]
-    init = () if fn.__module__ == "__main__" else (_load_by_path, (fn.__module__, mod.__file__))
+    init = () if fn.__module__ == "__main__" else (load_module, (fn.__module__, mod.__file__))
     ctx = mp.get_context(start_method())
     if ctx.get_start_method() == "forkserver":
         # Each worker runs the caller's main module again: the server imports the caller's libraries
@@ -59,7 +69,7 @@ def imap(fn, jobs, workers: int, ordered: bool = True, chunksize: int = 1):
         ctx.set_forkserver_preload(_libraries())
     pool = ctx.Pool(workers, *init)
     try:
-        yield (pool.imap if ordered else pool.imap_unordered)(fn, jobs, chunksize)
+        yield _progress((pool.imap if ordered else pool.imap_unordered)(fn, jobs, chunksize), len(jobs), desc)
     except BaseException:
         pool.terminate()  # the caller stopped reading: the jobs left are not wanted
         raise

@@ -38,6 +38,14 @@ def test_results_come_in_order_from_workers_and_from_this_process():
         assert isinstance(it, map) and list(it) == [0, 1, 4]
 
 
+def test_desc_shows_a_progress_bar_on_stderr(capsys):
+    pool = _worker_pool()
+    for workers in (1, 2):
+        with pool.imap(_square, range(5), workers=workers, desc=f"squares {workers}") as it:
+            assert list(it) == [0, 1, 4, 9, 16]
+        assert f"squares {workers}" in capsys.readouterr().err
+
+
 def test_workers_do_not_inherit_a_lock_held_by_another_thread():
     pool = _worker_pool()
     assert pool.start_method() != "fork"
