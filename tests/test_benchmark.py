@@ -51,7 +51,7 @@ def test_train_and_eval_benchmarks(tmp_path):
     train = _model_bench(tmp_path, "train", "--compile", "--compile_backend", "aot_eager", "--profile")
     # msrvtt-qa sets use_checkpoint true: "configured" is the checkpointed step, its other side is a variant
     assert list(train["variants"]) == ["configured", "no_checkpoint", "keep_none", "keep_matmul", "eager_attn",
-                                       "compile", "torch_dropout", "malloc_default"]
+                                       "compile", "compile_blocks", "torch_dropout", "malloc_default"]
     assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "configured"
     assert train["use_checkpoint"] is True and train["checkpoint_keep"] == "linear"
     _check_consistent(train)
@@ -149,6 +149,19 @@ def test_variants_set_what_they_name():
     assert state("keep_linear", True, "matmul") == ([True] * 4, ["linear"] * 4)
     assert state("keep_matmul", False) == ([True] * 4, ["matmul"] * 4)  # a config without checkpointing: every stage
     assert state("checkpoint_1", True, "matmul") == ([True, False, False, False], ["matmul"] * 4)
+
+    def compiled():
+        blocks = [blk for layer in swin.layers for blk in layer.blocks] + list(model.trsfr.layer)
+        return ({m._compiled_call_impl is not None for m in blocks},
+                {getattr(model, n)._compiled_call_impl is not None for n in ("enc_img", "trsfr")})
+
+    assert compiled() == ({False}, {False})
+    state("compile_blocks", True)
+    assert compiled() == ({True}, {False})  # every block on its own, the encoders around them eager
+    state("compile", True)
+    assert compiled() == ({False}, {True})
+    state("configured", True)
+    assert compiled() == ({False}, {False})
 
 
 def test_profile_repeats_the_step_until_it_faults_in_no_memory():

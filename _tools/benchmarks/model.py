@@ -21,7 +21,7 @@ class Variant(NamedTuple):
     checkpoint: object = None    # Swin stages with activation checkpointing (None: as the config says)
     keep: str = None             # what checkpointed blocks keep (checkpoint_keep; None: as the config says)
     attn: str = "sdpa"           # fusion-encoder attention
-    compiled: bool = False       # torch.compile'd encoders
+    compiled: str = ""           # torch.compile: "encoders" (compile_encoders) or "blocks" (each block on its own)
     fast_dropout: bool = True    # lavender.models.dropout's CPU path (False: PyTorch's dropout and SDPA)
     retain_memory: bool = True   # CPU: freed memory stays in the heap (lavender.engine.host_memory)
 
@@ -45,7 +45,8 @@ class Variant(NamedTuple):
 # `keep_X`: checkpoint_keep X (the config's checkpointed stages; every stage if it checkpoints none).
 VARIANTS = {"configured": Variant(), "no_checkpoint": Variant(checkpoint=0), "checkpoint_all": Variant(checkpoint=True),
             **{f"keep_{k}": Variant(keep=k) for k in ("none", "linear", "matmul")},
-            "eager_attn": Variant(attn="eager"), "compile": Variant(compiled=True),
+            "eager_attn": Variant(attn="eager"), "compile": Variant(compiled="encoders"),
+            "compile_blocks": Variant(compiled="blocks"),
             "torch_dropout": Variant(fast_dropout=False), "malloc_default": Variant(retain_memory=False),
             **{f"checkpoint_{n}": Variant(checkpoint=n) for n in (1, 2, 3)}}
 
@@ -139,10 +140,29 @@ def _apply_variant(model, name, compile_kw, cfg):
     model.enc_img.swin.set_use_checkpoint(stages)
     model.enc_img.swin.set_checkpoint_keep(keep)  # moot for stages not checkpointed
     model.set_attn_implementation(v.attn)
-    compile_encoders(model, v.compiled, **compile_kw)
+    compile_encoders(model, v.compiled == "encoders", **compile_kw)
+    _compile_blocks(model, v.compiled == "blocks", compile_kw)
     set_fast_dropout(v.fast_dropout)
     if next(model.parameters()).device.type == "cpu":
         set_retain_freed_memory(v.retain_memory)
+
+
+def _compile_blocks(model, enable, compile_kw):
+    """Regional compilation: every Swin block and fusion-encoder layer compiled on its own, the matrix
+    products left to aten and the memory-bound operators between them fused (`enable=False`: eager)."""
+    import torch._dynamo
+
+    from lavender.models.video_swin import SwinTransformerBlock3D
+
+    # Blocks differ in guarded constants (shift, drop-path rate, stage shapes): one compiled graph per block
+    # rather than falling back to eager after the default limit of 8.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    blocks = [m for m in model.enc_img.modules() if isinstance(m, SwinTransformerBlock3D)] + list(model.trsfr.layer)
+    for m in blocks:
+        if enable:
+            m.compile(**compile_kw)
+        else:
+            m._compiled_call_impl = None  # nn.Module.compile's attribute; None is the eager call
 
 
 def _fill_memory_batch(args, mode, frac=0.8):
@@ -301,7 +321,8 @@ def add_model_args(p):
     p.add_argument("--config", default=str(ROOT / "_args" / "args_msrvtt-qa.json"))
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--compile", action="store_true", help="add the variant with torch.compile'd encoders")
+    p.add_argument("--compile", action="store_true", help="add the variants with torch.compile: `compile` (the "
+                   "encoders whole) and `compile_blocks` (each Swin block and fusion layer on its own)")
     p.add_argument("--compile_backend", default=None, help="torch.compile backend (default: inductor)")
     p.add_argument("--batch", type=int, default=0, help="samples per step (0: the config's size_batch)")
     p.add_argument("--fill_memory", action="store_true",
