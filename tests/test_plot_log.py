@@ -1,20 +1,13 @@
 """_tools/plot_log.py: one PNG with an axis per metric for overlaid runs; bad run folders fail in one line."""
-import importlib.util
 import json
 import subprocess
 import sys
 
 from lavender.run import main_guard
 from lavender.paths import REPO_ROOT
+from tool_loader import load_tool
 
 TOOL = f"{REPO_ROOT}/_tools/plot_log.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("plot_log", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def fake_run(path, metrics, n_steps=6, lr_groups=4):
@@ -36,7 +29,7 @@ def test_plot_two_runs_one_axis_per_metric(tmp_path):
     a = fake_run(tmp_path / "run_a", ["ac_1", "ac_5"])
     b = fake_run(tmp_path / "run_b", ["ac_1", "r@1"], n_steps=120)  # 120 points: the loss is smoothed
     out = tmp_path / "curves.png"
-    fig, titles = _tool().plot_runs([str(a), str(b)], str(out))
+    fig, titles = load_tool("plot_log").plot_runs([str(a), str(b)], str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     # per step: loss, lr, max_mem_gb; per epoch: ls (train), ac_1, ac_5, r@1 (val + test on one axis)
     assert titles == ["loss", "lr", "max_mem_gb", "ls", "ac_1", "ac_5", "r@1"]
@@ -51,13 +44,13 @@ def test_plot_two_runs_one_axis_per_metric(tmp_path):
 
 
 def test_labels_tell_same_named_folders_apart():
-    labels = _tool().run_labels
+    labels = load_tool("plot_log").run_labels
     assert labels(["runs/r1/log.json", "runs/r2"]) == ["r1", "r2"]
     assert labels(["x/a/out", "y/a/out", "z/b/out"]) == ["x/a/out", "y/a/out", "z/b/out"]
 
 
 def test_bad_folders_one_line_error(tmp_path, capsys):
-    tool = _tool()
+    tool = load_tool("plot_log")
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main_guard(tool.main, [str(empty), "--output", str(tmp_path / "c.png")]) == 2
@@ -85,7 +78,7 @@ def test_axes_say_their_unit_and_counts_come_after_the_metrics(tmp_path):
     log = json.loads((run / "log.json").read_text())
     log.update(n_vl=[0, 8, 8], n_invalid_vl=[0, 1, 0], CIDEr_vl=[0.1, 0.5, 0.9])
     (run / "log.json").write_text(json.dumps(log))
-    fig, titles = _tool().plot_runs([str(run)], str(tmp_path / "c.png"))
+    fig, titles = load_tool("plot_log").plot_runs([str(run)], str(tmp_path / "c.png"))
     assert titles == ["loss", "lr", "max_mem_gb", "ls", "ac_1", "r@1", "median_rank", "CIDEr", "n", "n_invalid"]
     units = {a.get_title(): a.get_ylabel() for a in fig.axes}
     assert units == {"loss (per step)": "loss (cross-entropy)", "lr (per step)": "learning rate",
@@ -98,6 +91,6 @@ def test_a_run_with_no_logged_step_is_named(tmp_path, capsys):
     run = fake_run(tmp_path / "run", ["ac_1"])
     (run / "log_steps.jsonl").write_text("")
     (run / "args.json").write_text(json.dumps({"logging_steps": 20}))
-    assert main_guard(_tool().main, [str(run), "--output", str(tmp_path / "c.png")]) == 0
+    assert main_guard(load_tool("plot_log").main, [str(run), "--output", str(tmp_path / "c.png")]) == 0
     err = capsys.readouterr().err
     assert f"note: {run}: no step was logged (the run took fewer optimizer steps than logging_steps = 20)" in err

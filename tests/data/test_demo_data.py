@@ -1,9 +1,7 @@
 """The demo dataset generator at a tiny size: every file, in the documented formats, byte-identical from
 run to run."""
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +10,7 @@ from lavender.data.tsv import TSVFile
 from tiny import read_parts
 from lavender.data.video_store import VideoStore
 from lavender.data.annotations import load_annotation_file, load_annotations
-
-TOOLS = Path(__file__).resolve().parents[2] / "_tools"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("_tool_make_demo_data", TOOLS / "make_demo_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from tool_loader import load_tool
 
 
 SMALL = dict(n_videos=24, sample=6, seed=3, size_part=2, verbose=False)
@@ -56,14 +45,14 @@ def library_versions() -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    base = _tool().make_demo(out, workers=2, **SMALL)
+    base = load_tool("make_demo_data").make_demo(out, workers=2, **SMALL)
     return out, base
 
 
 def test_two_runs_are_byte_identical(demo, tmp_path):
     """Another run (one worker instead of two) writes the same bytes in every file, mp4s included."""
     out, _ = demo
-    _tool().make_demo(tmp_path, workers=1, **SMALL)
+    load_tool("make_demo_data").make_demo(tmp_path, workers=1, **SMALL)
     a = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     b = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert a == b

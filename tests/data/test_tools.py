@@ -15,16 +15,9 @@ from PIL import Image
 from lavender.data.codec import decode_frame, frame_fields
 from lavender.data.tsv import TSVFile, write_tsv
 from tiny import read_parts, write_video
+from tool_loader import load_tool
 
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
-
-
-def tool(name):
-    spec = importlib.util.spec_from_file_location("_tool_" + name.replace("-", "_"), TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # so worker processes can unpickle its functions
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def write_clip(path, n_frames, size=(48, 64), codec="mpeg4"):
@@ -52,7 +45,7 @@ def raw_dir(tmp_path_factory):
 
 
 def test_extract_pipeline(raw_dir, tmp_path, capsys):
-    ext = tool("extract_video-frame")
+    ext = load_tool("extract_video-frame")
     rc = ext.main(["--path", "toy", "--sample", "5", "--input_dir", str(raw_dir),
                    "--output", str(tmp_path / "toy.pkl"), "--workers", "2", "--no_progress"])
     out = capsys.readouterr().out
@@ -71,7 +64,7 @@ def test_extract_pipeline(raw_dir, tmp_path, capsys):
         assert decode_frame(d["carphone_distorted"][0]).shape == (144, 176, 3)
 
     # pkl -> tsv (+ lineidx, + id2lineidx) in the original layout
-    tsvmod = tool("extract_tsv")
+    tsvmod = load_tool("extract_tsv")
     assert tsvmod.main(["--path", "toy", "--input", str(tmp_path / "toy.pkl"),
                         "--output", str(tmp_path / "img_toy.tsv"), "--id2lineidx"]) == 0
     t = TSVFile(tmp_path / "img_toy.tsv", id2lineidx=str(tmp_path / "img_toy.id2lineidx.pkl"))
@@ -112,8 +105,8 @@ def test_make_id2lineidx_reports_bad_rows(tmp_path, capsys):
             ["v2", base64.b64encode(b"\xff\xd8nonsense").decode()]]
     write_tsv(tmp_path / "x.tsv", rows)
     (tmp_path / "x.lineidx").unlink()  # rebuilt by the tool
-    rc = tool("make_id2lineidx_pkl").main(["--input_file", str(tmp_path / "x.tsv"),
-                                           "--output_file", str(tmp_path / "x.pkl")])
+    rc = load_tool("make_id2lineidx_pkl").main(["--input_file", str(tmp_path / "x.tsv"),
+                                                "--output_file", str(tmp_path / "x.pkl")])
     out = capsys.readouterr().out
     assert rc == 1 and "bad row 2 (v2)" in out and "bad rows: 1" in out
     with open(tmp_path / "x.pkl", "rb") as f:
@@ -125,7 +118,7 @@ def test_make_id2lineidx_reports_bad_rows(tmp_path, capsys):
 
 def test_visualize(tmp_path):
     write_tsv(tmp_path / "x.tsv", [["a", _frame(0), _frame(1)], ["b"] + [_frame(i) for i in range(5)]])
-    vis = tool("visualize_frame_tsv")
+    vis = load_tool("visualize_frame_tsv")
     assert vis.main(["--input_file", str(tmp_path / "x.tsv"), "--output", str(tmp_path / "a.png")]) == 0
     assert Image.open(tmp_path / "a.png").size == (2 + 2 * 32, 2 + 22)
     assert vis.main(["--input_file", str(tmp_path / "x.tsv"), "--key", "b", "--output", str(tmp_path / "b.png"),
@@ -138,7 +131,7 @@ def test_split_parts(tmp_path):
     write_tsv(tmp_path / "img_x.tsv", rows)
     (tmp_path / "txt_x.json").write_text(json.dumps({"train": {f"v{i}": ["c"] for i in range(5)},
                                                       "val": {"v5": ["c"], "v6": ["c"]}}))
-    sp = tool("split_tsv_parts")
+    sp = load_tool("split_tsv_parts")
     assert sp.main(["--input_file", str(tmp_path / "img_x.tsv"), "--name", "x", "--output_dir", str(tmp_path),
                     "--size_part", "2", "--txt_json", str(tmp_path / "txt_x.json")]) == 0
     c = read_parts(tmp_path, "x", 2)
@@ -155,7 +148,7 @@ def test_multi_task_vid_filter_counts(tmp_path):
     """A video that one task evaluates on leaves every train split of that dataset; counts reported."""
     from tiny import make_color_world
     from lavender.run import main_guard
-    mod = tool("multi_task_vid_filter")
+    mod = load_tool("multi_task_vid_filter")
 
     def filter_main(argv):
         return main_guard(mod.main, argv)

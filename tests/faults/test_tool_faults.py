@@ -2,7 +2,6 @@
 LAVENDER_DEBUG=1); frame pickles run no code and are type-checked; the TSV index is rebuilt from the
 TSV itself; a row whose frame does not decode is reported."""
 import base64
-import importlib.util
 import os
 import pickle
 import re
@@ -17,21 +16,15 @@ from lavender.run import EXIT_USER_ERROR, main_guard
 from lavender.errors import DataError
 from lavender.data.tsv import TSVFile, write_tsv
 from tiny import Payload, frame_b64, frame_rows
+from tool_loader import load_tool
 
 ROWS = frame_rows(10)
 TOOLS = Path(__file__).resolve().parents[2] / "_tools"
 
 
-def tool(name):
-    spec = importlib.util.spec_from_file_location("_fault_tool_" + name.replace("-", "_"), TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def guarded(capsys, name, argv):
     """(exit status, stderr) of a tool's main run the way its __main__ runs it."""
-    rc = main_guard(tool(name).main, argv)
+    rc = main_guard(load_tool(name).main, argv)
     return rc, capsys.readouterr().err
 
 
@@ -75,7 +68,7 @@ def test_make_id2lineidx_reads_the_tsv_not_a_truncated_lineidx(tmp_path, capsys)
     write_tsv(tmp_path / "x.tsv", ROWS)
     idx = tmp_path / "x.lineidx"
     idx.write_text("".join(idx.read_text().splitlines(keepends=True)[:4]))
-    mk = tool("make_id2lineidx_pkl")
+    mk = load_tool("make_id2lineidx_pkl")
     assert mk.main(["--input_file", str(tmp_path / "x.tsv"), "--output_file", str(tmp_path / "x.pkl")]) == 0
     out = capsys.readouterr().out
     assert "rewrote" in out and "listed 4 rows, not the 10 found" in out and "wrote 10 keys" in out

@@ -1,26 +1,19 @@
 """Numerical equivalence with the original LAVENDER code (tests/data/ref_A.pt, see REFDATA)."""
-import importlib.util
 import os
 import subprocess
 import sys
 
 import torch
+from tool_loader import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REF = os.path.join(ROOT, "tests", "data", "ref_A.pt")
 TOOL = os.path.join(ROOT, "_tools", "check_reference.py")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("check_reference", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_reference_in_process():
     lines = []
-    ok, results = _tool().run_check(REF, log=lines.append)
+    ok, results = load_tool("check_reference").run_check(REF, log=lines.append)
     assert ok, "\n".join(lines)
     ref = torch.load(REF, weights_only=True)
     want = {k for k, v in ref["outputs"].items() if torch.is_tensor(v)}
@@ -35,7 +28,7 @@ def test_reference_tool_subprocess():
 
 
 def test_perturbed_weights_fail(tmp_path):
-    tool = _tool()
+    tool = load_tool("check_reference")
     ref = torch.load(REF, weights_only=True)
     sd = dict(ref["state_dict"])
     key = "trsfr.layer.0.output.dense.weight"

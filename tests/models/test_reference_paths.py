@@ -6,7 +6,6 @@ SwinBERT projection and key mapping, and one QA training step's gradients (dropo
 Each reference below is written in this file from the original's definitions (docs/original.md), not taken
 from the code under test; each check also runs once with the code under test perturbed, and must fail then
 (as tests/models/test_reference.py does with perturbed weights)."""
-import importlib.util
 import os
 
 import pytest
@@ -26,6 +25,7 @@ from lavender.tasks.qa_oe import QAOpenEnded
 from lavender.tokenizer import load_tokenizer
 from tiny import DECODER_SPECIAL as SPECIAL, decoder_model as tiny_model, make_color_world, tiny_argv, \
     write_tiny_vocab
+from tool_loader import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REF = os.path.join(ROOT, "tests", "data", "ref_A.pt")
@@ -493,13 +493,6 @@ def test_swinbert_projection_and_mapping_are_the_originals(tmp_path, monkeypatch
 
 
 # ----------------------------------------------------------------------------- 5. one QA training step
-def _ref_tool():
-    spec = importlib.util.spec_from_file_location("check_reference", os.path.join(ROOT, "_tools", "check_reference.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def ref_qa(tmp_path_factory):
     """The reference model of ref_A.pt with dropout and drop path off, its inputs, and a QA task on its vocabulary."""
@@ -507,7 +500,7 @@ def ref_qa(tmp_path_factory):
     cfg = dict(ref["config"])
     cfg["bert"] = dict(cfg["bert"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     cfg["swin"] = dict(cfg["swin"], drop_path_rate=0.0)
-    tool = _ref_tool()
+    tool = load_tool("check_reference")
     model = tool.build_from_config(cfg)
     model.load_state_dict({k: v for k, v in ref["state_dict"].items() if k in model.state_dict()}, strict=True)
     ids = ref["config"]["token_ids"]

@@ -117,19 +117,15 @@ class _Range:
         return {"index": i}
 
 
-def _meta(rank, world, sampling="uniform"):
+def _meta(rank, world, sampling="uniform", sizes=(("a", 10), ("b", 4), ("c", 7)), batch=2, temperature=None):
     d = DistInfo(rank, world)
-    loaders = {name: EpochLoader(_Range(n), collate_dicts, 2, d, shuffle=True, seed=3)
-               for name, n in (("a", 10), ("b", 4), ("c", 7))}
-    return MetaLoader(loaders, sampling, 5)
+    loaders = {name: EpochLoader(_Range(n), collate_dicts, batch, d, shuffle=True, seed=3) for name, n in sizes}
+    return MetaLoader(loaders, sampling, 5, temperature)
 
 
 def _share(sampling, temperature=None):
     """The share of steps the small task gets over 30 epochs (batches 160 : 10)."""
-    d = DistInfo(0, 1)
-    loaders = {name: EpochLoader(_Range(n), collate_dicts, 1, d, shuffle=True, seed=3)
-               for name, n in (("big", 160), ("small", 10))}
-    m = MetaLoader(loaders, sampling, 5, temperature)
+    m = _meta(0, 1, sampling, (("big", 160), ("small", 10)), 1, temperature)
     drawn = [t for e in range(1, 31) for t in m.schedule(e)]
     return drawn.count("small") / len(drawn)
 

@@ -1,15 +1,14 @@
 """Every task family trains and evaluates from a folder of video files (`video_dir`), without any frame TSV,
 and `_tools/predict.py` reads such a run's videos by id."""
 import glob
-import importlib.util
 import json
 import os
 
 import pytest
 
-from lavender.paths import REPO_ROOT
 from lavender.run import main_guard, run
 from tiny import COLORS, make_color_world, tiny_argv, write_color_videos
+from tool_loader import load_tool
 
 N = 16
 
@@ -53,9 +52,7 @@ def test_predict_reads_a_video_dir_run(world, tmp_path, capsys):
     data, videos = world
     run("qaoe", tiny_argv(data, tmp_path, "qa", "qaoe", video_dir=videos, video_sample=3, max_steps=2))
     ckpt = glob.glob(str(tmp_path / "_qa_*" / "ckpt_violet_qa_1.pt"))[0]
-    spec = importlib.util.spec_from_file_location("_predict", f"{REPO_ROOT}/_tools/predict.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("predict")
     rc = main_guard(tool.main, ["--path_ckpt", ckpt, "--tsv", videos, "--key", "video1", "video2",
                                 "--question", "what color is the shape?", "--json"])
     out = json.loads(capsys.readouterr().out)
