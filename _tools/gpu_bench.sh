@@ -2,7 +2,8 @@
 # GPU figures for the README's performance table, on a CUDA machine with this repository:
 #   bash _tools/gpu_bench.sh OUT_DIR
 # 1. full-size train step in bf16 at the batch that fills ~80% of the GPU memory: eager, activation
-#    checkpointing, eager fusion attention and torch.compile, interleaved in one run (train_bf16.json);
+#    checkpointing, eager fusion attention and torch.compile (the encoders whole, and each block on its own),
+#    interleaved in one run (train_bf16.json);
 # 2. the loader with nvJPEG decoding against the train step at the same config (data_cuda.json).
 # Uses $PYTHON if it has what the package needs, else installs .venv with _tools/setup.sh (needs pip).
 set -euo pipefail
