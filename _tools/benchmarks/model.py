@@ -154,8 +154,8 @@ def _compile_blocks(model, enable, compile_kw):
 
     from lavender.models.video_swin import SwinTransformerBlock3D
 
-    # Blocks differ in guarded constants (shift, drop-path rate, stage shapes): one compiled graph per block
-    # rather than falling back to eager after the default limit of 8.
+    # Blocks differ in what the compiled code is specialised on (window shift, stage shapes): more graphs
+    # than dynamo's default limit of 8, past which the remaining blocks would silently run eagerly.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     blocks = [m for m in model.enc_img.modules() if isinstance(m, SwinTransformerBlock3D)] + list(model.trsfr.layer)
     for m in blocks:
