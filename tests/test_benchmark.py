@@ -158,8 +158,8 @@ def test_variants_set_what_they_name():
 
 
 def test_profile_repeats_the_step_until_it_faults_in_no_memory():
-    """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in no
-    new memory, or the last of `tries`, with the page faults of each profiled step."""
+    """The profiler's first steps grow the heap; the profile kept is of the first step that faulted in
+    (almost) no new memory, or the last of `tries`, with the page faults of each profiled step."""
     load_tool("benchmark")  # puts _tools/ on sys.path
     from benchmarks.profile import profile_step
     calls = []
@@ -167,11 +167,14 @@ def test_profile_repeats_the_step_until_it_faults_in_no_memory():
     def step():
         calls.append(torch.ones(8, 8) @ torch.ones(8, 8))
 
-    counter = iter([0, 500, 500, 900, 900, 900])  # (before, after) per profiled step: 500, 400, 0 faults
+    # (before, after) per profiled step: 500 k, 400 k, then 1 fault (settled: at most `quiet`)
+    counter = iter([0, 500_000, 500_000, 900_000, 900_000, 900_001])
     prof = profile_step(step, tries=4, faults=lambda: next(counter))
-    assert len(calls) == 3 and prof["page_faults"] == [500, 400, 0]
+    assert len(calls) == 3 and prof["page_faults"] == [500_000, 400_000, 1]
     assert "matrix products" in {f["family"] for f in prof["families"]}
-    growing = iter(range(0, 1000, 100))
-    assert profile_step(step, tries=2, faults=lambda: next(growing))["page_faults"] == [100, 100]
+    growing = iter(range(0, 100_000, 10_000))
+    assert profile_step(step, tries=2, faults=lambda: next(growing))["page_faults"] == [10_000, 10_000]
     assert profile_step(step, faults=lambda: None)["page_faults"] == [None]  # not counted: one step
-    assert len(calls) == 3 + 2 + 1
+    small = iter([0, 2000, 2000, 2500, 2500, 2550])  # 500 faults: settled by default, not with quiet=100
+    assert profile_step(step, quiet=100, faults=lambda: next(small))["page_faults"] == [2000, 500, 50]
+    assert len(calls) == 3 + 2 + 1 + 3

@@ -38,9 +38,14 @@ def minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def profile_step(step, tries=4, faults=minor_faults):
-    """Run `step()` under torch.profiler until a step faults in no new memory (at most `tries` steps) and
-    return that last step's {"total_s", "families": [{family, s, share, calls, top: [(op, s)]}],
+# Page faults a profiled step may take and still count as settled: at the 1.3-10 us a fault was measured
+# to cost here, at most ~10 ms of kernel time, against seconds for a step that is still growing the heap.
+QUIET_FAULTS = 1000
+
+
+def profile_step(step, tries=6, faults=minor_faults, quiet=QUIET_FAULTS):
+    """Run `step()` under torch.profiler until a step faults in at most `quiet` pages (at most `tries`
+    steps) and return that last step's {"total_s", "families": [{family, s, share, calls, top: [(op, s)]}],
     "page_faults": [per step]}, families sorted by self CPU time (each operator's own work).
 
     The profiler's own allocations interleave with the step's on the heap, so its first steps grow the
@@ -55,7 +60,7 @@ def profile_step(step, tries=4, faults=minor_faults):
             step()
         after = faults()
         counts.append(None if before is None or after is None else after - before)
-        if not counts[-1]:
+        if counts[-1] is None or counts[-1] <= quiet:
             break
     per = {}
     for ev in prof.key_averages():
@@ -78,7 +83,8 @@ def print_profile(prof, title):
     counts = prof["page_faults"]
     if counts[-1] is not None:
         print(f"    (profiled step {len(counts)}: page faults per profiled step " + ", ".join(map(str, counts))
-              + ("; the last still faults in memory, so its times include the kernel's" if counts[-1] else "")
+              + ("; the last still faults in memory, so its times include the kernel's"
+                 if counts[-1] > QUIET_FAULTS else "")
               + ")")
     for f in prof["families"]:
         top = ", ".join(f"{op.removeprefix('aten::')} {s:.3f}" for op, s in f["top"])
