@@ -170,7 +170,7 @@ def test_profile_repeats_the_step_until_it_faults_in_no_memory():
     # (before, after) per profiled step: 500 k, 400 k, then 1 fault (settled: at most `quiet`)
     counter = iter([0, 500_000, 500_000, 900_000, 900_000, 900_001])
     prof = profile_step(step, tries=4, faults=lambda: next(counter))
-    assert len(calls) == 3 and prof["page_faults"] == [500_000, 400_000, 1]
+    assert len(calls) == 3 and prof["page_faults"] == [500_000, 400_000, 1] and prof["quiet_faults"] == 1000
     assert "matrix products" in {f["family"] for f in prof["families"]}
     growing = iter(range(0, 100_000, 10_000))
     assert profile_step(step, tries=2, faults=lambda: next(growing))["page_faults"] == [10_000, 10_000]

@@ -46,7 +46,7 @@ QUIET_FAULTS = 1000
 def profile_step(step, tries=6, faults=minor_faults, quiet=QUIET_FAULTS):
     """Run `step()` under torch.profiler until a step faults in at most `quiet` pages (at most `tries`
     steps) and return that last step's {"total_s", "families": [{family, s, share, calls, top: [(op, s)]}],
-    "page_faults": [per step]}, families sorted by self CPU time (each operator's own work).
+    "page_faults": [per step], "quiet_faults"}, families sorted by self CPU time (each operator's own work).
 
     The profiler's own allocations interleave with the step's on the heap, so its first steps grow the
     heap and touch fresh pages: measured at full size, 0.33-0.38 M page faults and 3-4 s of kernel time
@@ -75,7 +75,7 @@ def profile_step(step, tries=6, faults=minor_faults, quiet=QUIET_FAULTS):
     fams = [{"family": name, "s": f["s"], "share": f["s"] / total, "calls": f["calls"],
              "top": sorted(f["ops"].items(), key=lambda kv: -kv[1])[:3]}
             for name, f in sorted(per.items(), key=lambda kv: -kv[1]["s"])]
-    return {"total_s": total, "families": fams, "page_faults": counts}
+    return {"total_s": total, "families": fams, "page_faults": counts, "quiet_faults": quiet}
 
 
 def print_profile(prof, title):
@@ -84,7 +84,7 @@ def print_profile(prof, title):
     if counts[-1] is not None:
         print(f"    (profiled step {len(counts)}: page faults per profiled step " + ", ".join(map(str, counts))
               + ("; the last still faults in memory, so its times include the kernel's"
-                 if counts[-1] > QUIET_FAULTS else "")
+                 if counts[-1] > prof["quiet_faults"] else "")
               + ")")
     for f in prof["families"]:
         top = ", ".join(f"{op.removeprefix('aten::')} {s:.3f}" for op, s in f["top"])
