@@ -46,10 +46,11 @@ def test_train_and_eval_benchmarks(tmp_path):
     assert list(train["variants"]) == ["configured", "no_checkpoint", "keep_none", "keep_matmul", "eager_attn",
                                        "compile", "compile_blocks", "torch_dropout", "malloc_default"]
     assert train["precision"] == "fp32" and train["batch"] == 2 and train["reference"] == "configured"
-    assert train["use_checkpoint"] is True and train["checkpoint_keep"] == "linear"
+    assert train["use_checkpoint"] is True and train["checkpoint_keep"] == "linear" and train["max_grad_norm"] == 1.0
     _check_consistent(train)
     fams = {f["family"]: f for f in train["profile"]["families"]}
     assert fams["matrix products"]["calls"] > 0 and "optimizer (fused AdamW)" in fams
+    assert "gradient norms (clipping)" in fams  # msrvtt-qa clips at 1.0
     assert sum(f["s"] for f in fams.values()) == pytest.approx(train["profile"]["total_s"])
     # the GPU path's bf16 autocast, exercised on CPU
     ev = _model_bench(tmp_path, "eval", "--precision", "bf16")
@@ -106,6 +107,22 @@ def test_decoders_benchmark_compares_with_pyav(tmp_path):
         assert res[name]["videos_per_s"] > 0 and res[name]["same_frame_count"]
     assert res["pyav (as shipped: thread_type AUTO)"]["max_mean_abs_diff_vs_pyav"] == 0.0  # threads: same pixels
     assert res["opencv"]["max_mean_abs_diff_vs_pyav"] < 2.0  # FFmpeg underneath too (0.00 here)
+
+
+def test_train_step_clips_where_the_config_clips(tmp_path, monkeypatch):
+    """The benchmark's train step is the trainer's: gradient clipping when max_grad_norm > 0 (msrvtt-qa: 1.0)."""
+    from argparse import Namespace
+
+    load_tool("benchmark")  # puts _tools/ on sys.path
+    from benchmarks.model import _model_setup
+    clip, norms = torch.nn.utils.clip_grad_norm_, []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, n, **kw: norms.append(n) or clip(p, n, **kw))
+    over = shlex.join(tiny_overrides(tmp_path / "data", tmp_path / "out"))
+    for extra, expect in (("", [1.0]), (" --max_grad_norm -1", [])):
+        s = _model_setup(Namespace(config=QA, device="cpu", precision="fp32", override=over + extra, batch=2), "train")
+        norms.clear()
+        s.step()
+        assert norms == expect
 
 
 def test_variants_set_what_they_name():

@@ -75,22 +75,12 @@ def synthetic_batch(task, tok, cfg, n, seed=0):
     return task.collate(examples)
 
 
-def _model_setup(args, mode, n=0):
-    """Config, task, random-weight model, synthetic batch of `n` (0: --batch, else the config's
-    size_batch) and the step function of one benchmark."""
-    import torch
-
+def config_task(args):
+    """Run config of a benchmark (random weights, `args.precision` and `args.override`), tokenizer and task."""
     from lavender.config import load_config
-    from lavender.engine.optim import build_optimizer
-    from lavender.engine.precision import AMP_DTYPES, autocast, resolve_precision
-    from lavender.engine.evaluation import to_device
-    from lavender.models.factory import build_model
     from lavender.tasks import build_task
     from lavender.tokenizer import load_tokenizer
 
-    dev = _require_device(args.device)
-    if getattr(args, "threads", 0):
-        torch.set_num_threads(args.threads)
     cfg = load_config(["--config", args.config, "--fusion_encoder_rand_init", "true", "--vis_backbone_init",
                        "random", "--log_level", "warning", "--precision", args.precision,
                        *shlex.split(args.override)])
@@ -98,14 +88,32 @@ def _model_setup(args, mode, n=0):
         raise SystemExit(f"{args.config}: type {cfg.type!r} is not benchmarked; use a config of type "
                          f"{', '.join(BENCHMARKED)}")
     tok = load_tokenizer(cfg.tokenizer)
-    task = build_task(cfg.type, cfg, tok, build_data=False)
+    return cfg, build_task(cfg.type, cfg, tok, build_data=False), tok
+
+
+def _model_setup(args, mode, n=0, batch=None):
+    """Config, task, random-weight model, synthetic batch of `n` (0: --batch, else the config's
+    size_batch; or `batch`, one made before) and the step function of one benchmark: a train step is
+    forward, backward, gradient clipping where the config clips (`max_grad_norm`) and AdamW, as in training."""
+    import torch
+
+    from lavender.engine.optim import build_optimizer
+    from lavender.engine.precision import AMP_DTYPES, autocast, resolve_precision
+    from lavender.engine.evaluation import to_device
+    from lavender.models.factory import build_model
+
+    dev = _require_device(args.device)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    cfg, task, tok = config_task(args)
     if mode == "eval" and cfg.type == "retrieval":
         raise SystemExit(f"{args.config}: retrieval evaluates all pairs at once: use the `retrieval` subcommand")
     margs = dict(cfg, heads=task.heads())
     torch.manual_seed(0)
     model = build_model(margs).to(dev).train(mode == "train")
-    n = n or args.batch or cfg.size_batch
-    batch = to_device(synthetic_batch(task, tok, cfg, n), dev)
+    if batch is None:
+        batch = synthetic_batch(task, tok, cfg, n or args.batch or cfg.size_batch)
+    n, batch = len(batch["img"]), to_device(batch, dev)
     precision = resolve_precision(cfg, dev)
     if mode == "train":
         opt = build_optimizer(model, cfg)
@@ -115,6 +123,9 @@ def _model_setup(args, mode, n=0):
             with autocast(precision, dev):
                 loss, _ = task.train_step(model, batch)
             scaler.scale(loss).backward()
+            if cfg.max_grad_norm > 0:  # as lavender.engine.trainer does
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
@@ -251,8 +262,8 @@ def bench_model(args, mode, quiet=False) -> dict:
     rate = statistics.median(rates)
     res = {"mode": mode, "config": args.config, "device": str(dev), "device_name": device_name,
            "threads": torch.get_num_threads() if dev.type == "cpu" else None, "precision": s.precision,
-           "batch": s.batch, "use_checkpoint": s.cfg.use_checkpoint, "checkpoint_keep": s.cfg.checkpoint_keep,
-           "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
+           "batch": s.batch, "max_grad_norm": s.cfg.max_grad_norm, "use_checkpoint": s.cfg.use_checkpoint,
+           "checkpoint_keep": s.cfg.checkpoint_keep, "gflop_per_sample": flops / 1e9, "matmul_tflops": rate / 1e12,
            "matmul_tflops_runs": [r / 1e12 for r in rates], "peak_bf16_tflops": peak_tf,
            "reference": ref, "first_steps_s": first[ref], "variants": {}}
     for name in names:
@@ -278,7 +289,8 @@ def bench_model(args, mode, quiet=False) -> dict:
 
 
 def _print_model(res, config_name):
-    what = "train step (forward + backward + AdamW)" if res["mode"] == "train" else "eval forward"
+    clip = f" + clipping at {res['max_grad_norm']:g}" if res["max_grad_norm"] > 0 else ""
+    what = f"train step (forward + backward{clip} + AdamW)" if res["mode"] == "train" else "eval forward"
     dev = res["device_name"] + (f", {res['threads']} threads" if res["threads"] else "")
     print(f"{what} at {config_name} (use_checkpoint {res['use_checkpoint']}, checkpoint_keep "
           f"{res['checkpoint_keep']}), batch {res['batch']}, "

@@ -21,6 +21,7 @@ FAMILIES = (
                                                           r"|embedding\w*|roll|flip|repeat\w*)$"),
     ("fills and allocation", r"^aten::(fill_|zero_|zeros\w*|ones\w*|empty\w*|full\w*|resize_)$"),
     ("optimizer (fused AdamW)", r"^aten::_fused_adam\w*|^Optimizer"),
+    ("gradient norms (clipping)", r"^aten::(linalg_vector_norm|_foreach_norm)$"),
 )
 _COMPILED = [(name, re.compile(pat)) for name, pat in FAMILIES]
 
