@@ -6,10 +6,11 @@
     python _tools/benchmark.py data [--batch_size 8] [--workers 0 1 2] [--device cpu|cuda] [--json out.json]
     python _tools/benchmark.py decoders [--videos DIR ...] [--sample 8]
     python _tools/benchmark.py retrieval [--n 64] [--config _args/args_demo-retrieval.json]
+    python _tools/benchmark.py original --original LAVENDER_CHECKOUT --original_deps DIR [--steps 8] [--rounds 2]
 
-``train`` / ``eval``: one training step (forward + backward + fused AdamW) / one evaluation forward
-(``torch.inference_mode``) of the task's own step on a synthetic batch of the config's shapes (random
-weights, random frames, random words in the task's text layout). Variants of the same model run
+``train`` / ``eval``: one training step (forward + backward + clipping where the config clips + fused AdamW)
+/ one evaluation forward (``torch.inference_mode``) of the task's own step on a synthetic batch of the
+config's shapes (random weights, random frames, random words in the task's text layout). Variants of the same model run
 interleaved in one process: ``configured`` (what a run of the config does: its ``use_checkpoint``, SDPA
 fusion attention, eager), ``no_checkpoint`` / ``checkpoint_all`` (the other side of the config's
 ``use_checkpoint``; ``checkpoint_N``, the first N Swin stages, through ``--variants``), ``keep_none`` /
@@ -38,6 +39,11 @@ demo's mp4 files and synthetic 320x240 H.264 videos. Then the loader at the fram
 the video-file store needs of a file (its frame count and the extracted frames), and their pixel
 difference from PyAV's (the tools' decoder).
 
+``original``: this code's training step next to the original LAVENDER's model code (a checkout of
+microsoft/LAVENDER, run as written), on the same batch, fresh processes interleaved round by round: each
+process's steps, its steady-state step time (the median of steps ``--window``..``--steps``) and the ratio of
+the original's to ours (docs/performance.md, "Side by side with the original").
+
 ``retrieval``: full-evaluation pairs/s (each video encoded once, texts fused in batches, only the
 true/false rows of the MLM head) against the bare fusion encoder + MLM head forward on the same pair
 batches, their ratio, and the share of time spent in the video encoder.
@@ -52,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))          # benchmarks/
 from benchmarks.data import add_data_args, bench_data  # noqa: E402
 from benchmarks.decoders import add_decoder_args, bench_decoders  # noqa: E402
 from benchmarks.model import add_model_args, bench_eval, bench_train  # noqa: E402
+from benchmarks.original import add_original_args, bench_original  # noqa: E402
 from benchmarks.retrieval import add_retrieval_args, bench_retrieval  # noqa: E402
 from lavender.run import main_guard  # noqa: E402
 
@@ -59,7 +66,7 @@ from lavender.run import main_guard  # noqa: E402
 # subcommand -> (argument adder, runner); other benchmarks register here
 COMMANDS = {"train": (add_model_args, bench_train), "eval": (add_model_args, bench_eval),
             "data": (add_data_args, bench_data), "decoders": (add_decoder_args, bench_decoders),
-            "retrieval": (add_retrieval_args, bench_retrieval)}
+            "retrieval": (add_retrieval_args, bench_retrieval), "original": (add_original_args, bench_original)}
 
 
 def main(argv=None) -> int:
