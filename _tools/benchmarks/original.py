@@ -36,7 +36,7 @@ DIST_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_CO
 
 
 def add_original_args(p):
-    p.add_argument("--original", required=False, default=None,
+    p.add_argument("--original", default=None,
                    help="a checkout of microsoft/LAVENDER (the folder with main_qaoe_mlm.py)")
     p.add_argument("--original_deps", default="",
                    help="a folder of packages for the original, first on its path (pip install --target DIR "
