@@ -3,7 +3,6 @@ batch. The original here is a stand-in checkout with the original's entry points
 import json
 import os
 import shlex
-import textwrap
 
 import pytest
 
@@ -74,7 +73,7 @@ def _fake_original(root, fail=False):
     (root / "utils" / "__init__.py").write_text("")
     (root / "utils" / "args.py").write_text(FAKE_ARGS)
     script = FAKE_SCRIPT.replace("FAIL", "raise RuntimeError('boom in the original')" if fail else "pass")
-    (root / "main_qaoe_mlm.py").write_text(textwrap.dedent(script))
+    (root / "main_qaoe_mlm.py").write_text(script)
     deps = root.parent / "deps"
     deps.mkdir()
     (deps / "fakedep.py").write_text("NAME = 'fakedep'\n")

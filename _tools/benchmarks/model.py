@@ -138,7 +138,8 @@ def _model_setup(args, mode, n=0, batch=None):
 
 
 def _apply_variant(model, name, compile_kw, cfg):
-    """Set the model up as variant `name` of the run config `cfg` (its use_checkpoint, checkpoint_keep)."""
+    """Set the model up as variant `name` of the run config `cfg` (its use_checkpoint, checkpoint_keep);
+    returns the checkpointed stages and checkpoint_keep it set."""
     from lavender.engine.host_memory import set_retain_freed_memory
     from lavender.models.dropout import set_fast_dropout
     from lavender.models.lavender import compile_encoders
@@ -156,6 +157,7 @@ def _apply_variant(model, name, compile_kw, cfg):
     set_fast_dropout(v.fast_dropout)
     if next(model.parameters()).device.type == "cpu":
         set_retain_freed_memory(v.retain_memory)
+    return stages, keep
 
 
 def _compile_blocks(model, enable, compile_kw):

@@ -25,7 +25,7 @@ from pathlib import Path
 from lavender.fileio import atomic_json
 
 from .measure import ROOT, _cpu_name
-from .model import VARIANTS, _apply_variant, _model_setup, config_task, synthetic_batch
+from .model import _apply_variant, _model_setup, config_task, synthetic_batch
 from .original_side import ORIGINAL_CLASSES, run_side
 
 # side -> the benchmark variant of ours it runs (None: the original's code)
@@ -92,7 +92,7 @@ def _check(args) -> tuple:
         raise SystemExit(f"--batch {args.batch} --rounds {args.rounds}: both must be at least 1")
     if not 1 <= args.window <= args.steps:
         raise SystemExit(f"--window {args.window}: must lie in 1..--steps ({args.steps})")
-    cfg, task, tok = config_task(_our_args(args.config, args.override, args.batch))
+    cfg, task, tok = config_task(_our_args(args.config, args.override))
     if cfg.type not in ORIGINAL_CLASSES:
         raise SystemExit(f"{args.config}: type {cfg.type!r} has no side-by-side here; use a config of type "
                          f"{', '.join(ORIGINAL_CLASSES)}")
@@ -101,13 +101,14 @@ def _check(args) -> tuple:
     if "original" in args.sides and not (orig / f"{script}.py").is_file():
         raise SystemExit(f"--original {args.original}: no {script}.py there; give a checkout of microsoft/LAVENDER")
     return {"config": str(Path(args.config).resolve()), "override": args.override, "steps": args.steps,
-            "batch": args.batch, "type": cfg.type, "original": str(orig), "vocab": str(resolve_vocab(cfg.tokenizer)),
+            "type": cfg.type, "original": str(orig), "vocab": str(resolve_vocab(cfg.tokenizer)),
             "original_deps": str(Path(args.original_deps).resolve()) if args.original_deps else ""}, (cfg, task, tok)
 
 
-def _our_args(config, override, batch):
-    """The `train` benchmark's arguments for this code's side (fp32 on the CPU, as the original runs there)."""
-    return argparse.Namespace(config=config, device="cpu", precision="fp32", override=override, batch=batch)
+def _our_args(config, override):
+    """The `train` benchmark's arguments for this code's side (fp32 on the CPU, as the original runs there;
+    the batch is the one both sides get)."""
+    return argparse.Namespace(config=config, device="cpu", precision="fp32", override=override, batch=0)
 
 
 def _run_child(job, stem):
@@ -126,12 +127,9 @@ def _run_child(job, stem):
 
 
 def _our_step(job, batch):
-    s = _model_setup(_our_args(job["config"], job["override"], job["batch"]), "train", batch=batch)
-    _apply_variant(s.model, SIDES[job["side"]], {}, s.cfg)
-    layers = s.model.enc_img.swin.layers
-    keep = VARIANTS[SIDES[job["side"]]].keep or s.cfg.checkpoint_keep
-    job["about"] = (f"this code, Swin stages checkpointed {sum(bool(x.use_checkpoint) for x in layers)} of "
-                    f"{len(layers)}, checkpoint_keep {keep}, max_grad_norm {s.cfg.max_grad_norm}")
+    s = _model_setup(_our_args(job["config"], job["override"]), "train", batch=batch)
+    stages, keep = _apply_variant(s.model, SIDES[job["side"]], {}, s.cfg)
+    job["about"] = f"this code, use_checkpoint {stages}, checkpoint_keep {keep}, max_grad_norm {s.cfg.max_grad_norm}"
     return s.step
 
 

@@ -26,6 +26,8 @@ def run_side(job_file, make_step) -> dict:
 
     import torch
 
+    from lavender.fileio import atomic_json  # standard library only: nothing the original's packages clash with
+
     job = json.loads(Path(job_file).read_text())
     batch = torch.load(job["batch_file"], weights_only=True)  # tensors and strings, written by the parent
     step = make_step(job, batch)
@@ -37,10 +39,7 @@ def run_side(job_file, make_step) -> dict:
         print(f"{job['side']} step {i + 1}: {times[-1]:.2f} s", flush=True)
     res = {"side": job["side"], "about": job.get("about", ""), "steps_s": times, "threads": torch.get_num_threads(),
            "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    tmp = job["out"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f)
-    os.replace(tmp, job["out"])
+    atomic_json(res, job["out"])
     return res
 
 
@@ -113,4 +112,7 @@ if __name__ == "__main__":
     # This folder, first on the path of a script, holds profile.py, which would shadow the standard library's.
     if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
         del sys.path[0]
+    # lavender (for its file writing) last on the path: the original's checkout, put first, has scripts of
+    # the same names as this repository's main_*.py.
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
     run_side(sys.argv[1], original_step)
